@@ -1,0 +1,155 @@
+//! osvdi's broker core: accounts and login sessions, groups, templates and their image
+//! uploads, and the audit log. It decides and records; it knows no HTTP.
+//!
+//! Every operation takes the [`Caller`] it acts for and checks that caller's rights on the
+//! object itself. The HTTP layer and the admin command line are two front ends to this crate.
+
+mod accounts;
+mod audit;
+mod auth;
+mod clock;
+mod error;
+mod images;
+mod ratelimit;
+mod templates;
+mod upload;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use osvdi_image::QemuImg;
+use osvdi_model::{Principal, Role, UserId};
+use osvdi_store::Store;
+
+pub use accounts::GroupWithMembers;
+pub use auth::{LoginOutcome, Session, generate_password};
+pub use clock::{Clock, SystemClock};
+pub use error::CoreError;
+pub use osvdi_image::{ImageError, Limits as ImageLimits};
+pub use ratelimit::LoginLimits;
+pub use templates::{NewTemplate, Sharing};
+pub use upload::UploadExpectation;
+
+type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+/// Settings of the core, from the config file and command line.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Where images and other state files live (the database may be elsewhere).
+    pub data_dir: PathBuf,
+    /// How long a login session lasts.
+    pub session_ttl: Duration,
+    pub login_limits: LoginLimits,
+    pub image_limits: ImageLimits,
+    /// qemu-img to use; found on PATH when `None`.
+    pub qemu_img: Option<PathBuf>,
+}
+
+impl CoreConfig {
+    /// Defaults for a data directory: 12 h sessions, 64 GiB images.
+    pub fn new(data_dir: PathBuf) -> Self {
+        CoreConfig {
+            data_dir,
+            session_ttl: Duration::from_secs(12 * 3600),
+            login_limits: LoginLimits::default(),
+            image_limits: ImageLimits {
+                max_file_bytes: 64 << 30,
+                max_virtual_bytes: 1 << 40,
+            },
+            qemu_img: None,
+        }
+    }
+}
+
+/// Who an operation is done for, and from where.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub who: Principal,
+    pub client: Option<IpAddr>,
+}
+
+impl Caller {
+    /// The operator at the server's own command line (`osvdi admin ...`): acts as an admin and
+    /// is audited under `name` (the local account running the command).
+    pub fn operator(name: &str) -> Self {
+        Caller {
+            who: Principal {
+                id: UserId::nil(),
+                name: format!("operator:{name}"),
+                role: Role::Admin,
+                groups: vec![],
+            },
+            client: None,
+        }
+    }
+}
+
+/// The broker core. Cheap to share: hold it in an `Arc`.
+#[derive(Debug)]
+pub struct Core {
+    store: Store,
+    config: CoreConfig,
+    clock: Arc<dyn Clock>,
+    limiter: Mutex<ratelimit::LoginLimiter>,
+    qemu_img: Option<QemuImg>,
+    images: images::ImageDir,
+    dummy_hash: std::sync::OnceLock<String>,
+}
+
+impl Core {
+    /// Builds the core over an opened store. A missing qemu-img is not fatal here (the admin
+    /// commands do not need it); uploads then fail with a clear error.
+    pub fn new(store: Store, config: CoreConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        let qemu_img = match QemuImg::locate(config.qemu_img.as_deref()) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                tracing::warn!(error = %e, "image uploads are disabled");
+                None
+            }
+        };
+        let images = images::ImageDir::new(config.data_dir.join("images"));
+        Ok(Core {
+            limiter: Mutex::new(ratelimit::LoginLimiter::new(config.login_limits)),
+            store,
+            config,
+            clock,
+            qemu_img,
+            images,
+            dummy_hash: std::sync::OnceLock::new(),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    pub fn now(&self) -> osvdi_model::UnixMillis {
+        self.clock.now()
+    }
+
+    /// Repairs what a killed server left behind: uploads in flight are forgotten and their
+    /// partial files removed. Run once at start, before serving.
+    pub async fn recover(&self) -> Result<()> {
+        let stale = self.store.uploads_in_flight().await?;
+        for v in &stale {
+            self.store.abort_upload(*v).await?;
+        }
+        let removed = self.images.clear_incoming().await?;
+        if !stale.is_empty() || removed > 0 {
+            tracing::info!(
+                uploads = stale.len(),
+                files = removed,
+                "cleaned up interrupted uploads"
+            );
+        }
+        let expired = self.store.purge_expired_sessions(self.now()).await?;
+        tracing::debug!(expired, "purged expired login sessions");
+        Ok(())
+    }
+}

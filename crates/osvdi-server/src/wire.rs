@@ -1,0 +1,316 @@
+//! The JSON shapes of the API, converted by hand from and to domain types.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use osvdi_model::{
+    AuditEntry, DisplayProtocol, Template, TemplateSpec, TemplateVersion, UnixMillis, User,
+    Visibility,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+/// RFC 3339 text for a stored time.
+pub(crate) fn rfc3339(t: UnixMillis) -> String {
+    let st = UNIX_EPOCH + Duration::from_millis(u64::try_from(t.0).unwrap_or(0));
+    humantime::format_rfc3339_millis(st).to_string()
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LoginResponse {
+    /// Use as `Authorization: Bearer <token>`; also set as the `osvdi_session` cookie.
+    pub token: String,
+    pub expires_at: String,
+    pub user: UserDto,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserDto {
+    pub id: String,
+    pub name: String,
+    /// `user`, `steward` or `admin`.
+    pub role: String,
+    pub created_at: String,
+}
+
+impl From<&User> for UserDto {
+    fn from(u: &User) -> Self {
+        UserDto {
+            id: u.id.to_string(),
+            name: u.name.clone(),
+            role: u.role.to_string(),
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MeDto {
+    #[serde(flatten)]
+    pub user: UserDto,
+    pub groups: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct CreateUser {
+    pub name: String,
+    #[serde(default = "default_role")]
+    pub role: String,
+    pub password: String,
+}
+
+fn default_role() -> String {
+    "user".into()
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct UpdateUser {
+    pub role: Option<String>,
+    /// A new password; ends the user's sessions.
+    pub password: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct CreateGroup {
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GroupDto {
+    pub id: String,
+    pub name: String,
+    pub members: Vec<String>,
+    pub created_at: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct CreateTemplate {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub os: String,
+    pub vcpus: u32,
+    pub memory_mb: u32,
+    pub disk_gb: u32,
+    /// An mdev type name, e.g. `nvidia-35`.
+    pub vgpu_type: Option<String>,
+    /// `vnc` (browser) and/or `spice` (native client); default `["vnc"]`.
+    #[serde(default = "default_protocols")]
+    pub protocols: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// `private` (default), `groups` or `everyone`.
+    #[serde(default = "default_visibility")]
+    pub visibility: String,
+    /// Group names, for `visibility: groups`.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+fn default_protocols() -> Vec<String> {
+    vec!["vnc".into()]
+}
+
+fn default_visibility() -> String {
+    "private".into()
+}
+
+/// A partial change of a template's description; absent fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct UpdateTemplate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub os: Option<String>,
+    pub vcpus: Option<u32>,
+    pub memory_mb: Option<u32>,
+    pub disk_gb: Option<u32>,
+    /// Set to `""` to remove the vGPU.
+    pub vgpu_type: Option<String>,
+    pub protocols: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+pub(crate) struct SharingDto {
+    /// `private`, `groups` or `everyone`.
+    pub visibility: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TemplateDto {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub os: String,
+    pub vcpus: u32,
+    pub memory_mb: u32,
+    pub disk_gb: u32,
+    pub vgpu_type: Option<String>,
+    pub protocols: Vec<String>,
+    pub tags: Vec<String>,
+    pub owner_id: String,
+    pub visibility: String,
+    pub groups: Vec<String>,
+    /// The newest ready version: what a new desktop starts from. `null` until an image is uploaded.
+    pub current_version: Option<u32>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl TemplateDto {
+    pub(crate) fn new(t: &Template, groups: Vec<String>) -> Self {
+        TemplateDto {
+            id: t.id.to_string(),
+            name: t.spec.name.clone(),
+            description: t.spec.description.clone(),
+            os: t.spec.os.clone(),
+            vcpus: t.spec.vcpus,
+            memory_mb: t.spec.memory_mb,
+            disk_gb: t.spec.disk_gb,
+            vgpu_type: t.spec.vgpu_type.clone(),
+            protocols: t.spec.protocols.iter().map(ToString::to_string).collect(),
+            tags: t.spec.tags.clone(),
+            owner_id: t.owner.to_string(),
+            visibility: t.visibility.to_string(),
+            groups,
+            current_version: t.current_version,
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct VersionDto {
+    pub version: u32,
+    /// `uploading` or `ready`.
+    pub state: String,
+    pub format: Option<String>,
+    pub size_bytes: u64,
+    pub virtual_size: u64,
+    pub sha256: String,
+    pub uploaded_by: String,
+    pub created_at: String,
+}
+
+impl From<&TemplateVersion> for VersionDto {
+    fn from(v: &TemplateVersion) -> Self {
+        VersionDto {
+            version: v.version,
+            state: v.state.to_string(),
+            format: v.format.map(|f| f.to_string()),
+            size_bytes: v.size_bytes,
+            virtual_size: v.virtual_size,
+            sha256: v.sha256.clone(),
+            uploaded_by: v.uploaded_by.to_string(),
+            created_at: rfc3339(v.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AuditDto {
+    pub id: i64,
+    pub at: String,
+    pub actor_id: Option<String>,
+    pub actor: String,
+    pub action: String,
+    pub object: String,
+    /// `success`, `denied` or `failed`.
+    pub outcome: String,
+    pub client: Option<String>,
+    pub detail: String,
+}
+
+impl From<&AuditEntry> for AuditDto {
+    fn from(e: &AuditEntry) -> Self {
+        AuditDto {
+            id: e.id,
+            at: rfc3339(e.at),
+            actor_id: e.actor.map(|a| a.to_string()),
+            actor: e.actor_name.clone(),
+            action: e.action.to_string(),
+            object: e.object.clone(),
+            outcome: e.outcome.to_string(),
+            client: e.client.clone(),
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+pub(crate) fn parse<T: std::str::FromStr<Err = osvdi_model::ParseError>>(
+    s: &str,
+) -> Result<T, ApiError> {
+    s.parse()
+        .map_err(|e: osvdi_model::ParseError| ApiError::bad_request(e.to_string()))
+}
+
+fn protocols(v: &[String]) -> Result<Vec<DisplayProtocol>, ApiError> {
+    v.iter().map(|p| parse(p)).collect()
+}
+
+impl CreateTemplate {
+    pub(crate) fn into_parts(self) -> Result<(TemplateSpec, Visibility, Vec<String>), ApiError> {
+        let spec = TemplateSpec {
+            name: self.name,
+            description: self.description,
+            os: self.os,
+            vcpus: self.vcpus,
+            memory_mb: self.memory_mb,
+            disk_gb: self.disk_gb,
+            vgpu_type: self.vgpu_type.filter(|s| !s.is_empty()),
+            protocols: protocols(&self.protocols)?,
+            tags: self.tags,
+        };
+        Ok((spec, parse(&self.visibility)?, self.groups))
+    }
+}
+
+impl UpdateTemplate {
+    pub(crate) fn apply(self, mut spec: TemplateSpec) -> Result<TemplateSpec, ApiError> {
+        if let Some(v) = self.name {
+            spec.name = v;
+        }
+        if let Some(v) = self.description {
+            spec.description = v;
+        }
+        if let Some(v) = self.os {
+            spec.os = v;
+        }
+        if let Some(v) = self.vcpus {
+            spec.vcpus = v;
+        }
+        if let Some(v) = self.memory_mb {
+            spec.memory_mb = v;
+        }
+        if let Some(v) = self.disk_gb {
+            spec.disk_gb = v;
+        }
+        if let Some(v) = self.vgpu_type {
+            spec.vgpu_type = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = self.protocols {
+            spec.protocols = protocols(&v)?;
+        }
+        if let Some(v) = self.tags {
+            spec.tags = v;
+        }
+        Ok(spec)
+    }
+}

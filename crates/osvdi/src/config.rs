@@ -1,0 +1,164 @@
+//! The configuration file and how it combines with command-line options.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use ipnet::IpNet;
+use osvdi_core::{CoreConfig, ImageLimits, LoginLimits};
+use osvdi_store::Store;
+use serde::Deserialize;
+
+use crate::SiteArgs;
+
+/// The TOML file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub session_ttl_hours: Option<u64>,
+    /// Set when users reach osvdi over HTTPS (directly or through a proxy).
+    pub secure_cookies: Option<bool>,
+    /// Reverse proxies whose X-Forwarded-For is believed (CIDR list).
+    pub trusted_proxies: Option<Vec<IpNet>>,
+    /// Networks that may read /metrics without logging in (CIDR list).
+    pub metrics_networks: Option<Vec<IpNet>>,
+    pub qemu_img: Option<PathBuf>,
+    #[serde(default)]
+    pub login_limits: LoginLimitsFile,
+    #[serde(default)]
+    pub images: ImagesFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginLimitsFile {
+    pub per_user: Option<u32>,
+    pub per_address: Option<u32>,
+    pub window_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImagesFile {
+    /// Largest image file accepted, in GiB.
+    pub max_file_gb: Option<u64>,
+    /// Largest virtual disk accepted, in GiB.
+    pub max_virtual_gb: Option<u64>,
+}
+
+/// The resolved settings of a site.
+#[derive(Debug)]
+pub(crate) struct Site {
+    pub file: FileConfig,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+}
+
+impl Site {
+    pub(crate) fn resolve(args: &SiteArgs) -> anyhow::Result<Site> {
+        let file = match &args.config {
+            Some(path) => load(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("data"));
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        let data_dir = data_dir
+            .canonicalize()
+            .context("cannot resolve the data directory")?;
+        let database_url = match args
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone())
+        {
+            Some(url) => url,
+            None => Store::sqlite_url(&data_dir.join("osvdi.db")),
+        };
+        Ok(Site {
+            file,
+            data_dir,
+            database_url,
+        })
+    }
+
+    pub(crate) fn core_config(&self) -> CoreConfig {
+        let mut c = CoreConfig::new(self.data_dir.clone());
+        let f = &self.file;
+        if let Some(h) = f.session_ttl_hours {
+            c.session_ttl = Duration::from_secs(h * 3600);
+        }
+        let d = LoginLimits::default();
+        c.login_limits = LoginLimits {
+            per_user: f.login_limits.per_user.unwrap_or(d.per_user),
+            per_address: f.login_limits.per_address.unwrap_or(d.per_address),
+            window: f
+                .login_limits
+                .window_secs
+                .map_or(d.window, Duration::from_secs),
+        };
+        let gib = |g: u64| g.saturating_mul(1 << 30);
+        c.image_limits = ImageLimits {
+            max_file_bytes: f
+                .images
+                .max_file_gb
+                .map_or(c.image_limits.max_file_bytes, gib),
+            max_virtual_bytes: f
+                .images
+                .max_virtual_gb
+                .map_or(c.image_limits.max_virtual_bytes, gib),
+        };
+        c.qemu_img = f.qemu_img.clone();
+        c
+    }
+
+    /// Opens the database (running migrations) and builds the core.
+    pub(crate) async fn open_core(&self) -> anyhow::Result<osvdi_core::Core> {
+        // The URL may hold a password: it is never printed.
+        let store = Store::open(&self.database_url)
+            .await
+            .context("cannot open the database")?;
+        let core = osvdi_core::Core::new(
+            store,
+            self.core_config(),
+            std::sync::Arc::new(osvdi_core::SystemClock),
+        )?;
+        Ok(core)
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_file_and_refuses_unknown_keys() {
+        let f: FileConfig = toml::from_str(
+            r#"
+            listen = "0.0.0.0:8443"
+            session_ttl_hours = 8
+            trusted_proxies = ["10.0.0.0/8"]
+            [login_limits]
+            per_user = 3
+            [images]
+            max_file_gb = 10
+            "#,
+        )
+        .unwrap();
+        assert_eq!(f.session_ttl_hours, Some(8));
+        assert_eq!(f.login_limits.per_user, Some(3));
+        assert!(toml::from_str::<FileConfig>("listne = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! `osvdi serve`: open the site, repair what a previous run left, serve until a signal.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use osvdi_server::{AppState, HttpConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::SiteArgs;
+use crate::config::Site;
+
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    site: SiteArgs,
+    /// Address to listen on (port 0 picks a free port). Default: 127.0.0.1:8080.
+    #[arg(long, env = "OSVDI_LISTEN")]
+    listen: Option<String>,
+}
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let site = Site::resolve(&args.site)?;
+    let listen = args
+        .listen
+        .clone()
+        .or_else(|| site.file.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let core = Arc::new(site.open_core().await?);
+    core.recover().await.context("start-up repair failed")?;
+    if let Some(password) = core.bootstrap_admin().await? {
+        // Printed once, to the terminal, never to the log.
+        println!("Created the first account: user 'admin', password '{password}'.");
+        println!("This password is not shown again; change it after logging in.");
+    }
+
+    let http = HttpConfig {
+        trusted_proxies: site.file.trusted_proxies.clone().unwrap_or_default(),
+        metrics_networks: site
+            .file
+            .metrics_networks
+            .clone()
+            .unwrap_or_else(|| HttpConfig::default().metrics_networks),
+        secure_cookies: site.file.secure_cookies.unwrap_or(false),
+    };
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %site.data_dir.display(), engine = ?core.store().engine(), "osvdi serving");
+    println!("osvdi listening on http://{addr}");
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let state = AppState::new(core.clone(), http);
+    osvdi_server::serve(listener, state, shutdown)
+        .await
+        .context("server failed")?;
+    core.store().close().await;
+    tracing::info!("osvdi stopped");
+    Ok(())
+}
+
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    token.cancel();
+}
