@@ -75,7 +75,7 @@ impl Core {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let template = self.managed_template(caller, id).await?;
+        let template = self.authorize_upload(caller, id, expect).await?;
         let object = format!("template:{id}");
         let result = self.receive(caller, &template, expect, body).await;
         match &result {
@@ -107,6 +107,30 @@ impl Core {
         result
     }
 
+    /// Everything about an upload that can be decided before its first byte: the caller's
+    /// right to it, the announced size, the server's ability to verify it. Front ends call
+    /// this first so that they can answer a refusal before the body arrives.
+    pub async fn authorize_upload(
+        &self,
+        caller: &Caller,
+        id: TemplateId,
+        expect: UploadExpectation,
+    ) -> Result<osvdi_model::Template> {
+        let template = self.managed_template(caller, id).await?;
+        if self.qemu_img.is_none() {
+            return Err(CoreError::Image(osvdi_image::ImageError::Tool {
+                detail: "qemu-img is not installed on the server (Debian package qemu-utils)".into(),
+            }));
+        }
+        let max = self.config.image_limits.max_file_bytes;
+        if let Some(len) = expect.length
+            && len > max
+        {
+            return Err(osvdi_image::ImageError::TooLarge { size: len, max }.into());
+        }
+        Ok(template)
+    }
+
     async fn receive<S, E>(
         &self,
         caller: &Caller,
@@ -119,21 +143,10 @@ impl Core {
         E: std::fmt::Display,
     {
         let limits = self.config.image_limits;
-        let qemu_img = self.qemu_img.as_ref().ok_or_else(|| {
-            CoreError::Image(osvdi_image::ImageError::Tool {
-                detail: "qemu-img is not installed on the server (Debian package qemu-utils)"
-                    .into(),
-            })
-        })?;
-        if let Some(len) = expect.length
-            && len > limits.max_file_bytes
-        {
-            return Err(osvdi_image::ImageError::TooLarge {
-                size: len,
-                max: limits.max_file_bytes,
-            }
-            .into());
-        }
+        // Checked by authorize_upload.
+        let Some(qemu_img) = self.qemu_img.as_ref() else {
+            return Err(CoreError::Internal("qemu-img vanished".into()));
+        };
         let version = match self
             .store
             .begin_upload(template.id, caller.who.id, self.now())

@@ -168,6 +168,11 @@ pub(crate) async fn upload_image(
         length,
         sha256: content_digest(&headers)?,
     };
+    if let Err(e) = s.core.authorize_upload(&auth.caller, id, expect).await {
+        s.metrics.upload("rejected", 0);
+        drain(body).await;
+        return Err(e.into());
+    }
     let result = s
         .core
         .upload_image(&auth.caller, id, expect, body.into_data_stream())
@@ -187,6 +192,24 @@ pub(crate) async fn upload_image(
         }
     }
     Ok((StatusCode::CREATED, Json(VersionDto::from(&result?))))
+}
+
+/// Reads and discards up to 16 MiB of a body refused before it was read, so that small
+/// clients that do not wait for `100 Continue` get the answer instead of a reset connection.
+/// Larger bodies are cut off (clients should send `Expect: 100-continue`, as curl does).
+async fn drain(body: Body) {
+    const LIMIT: usize = 16 << 20;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0;
+    let read = async {
+        while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut stream).await {
+            seen += chunk.len();
+            if seen > LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
 }
 
 /// Sets who may see and launch the template.

@@ -1,1 +1,12 @@
-//! placeholder
+//! Integration tests of the HTTP API against the real server on a loopback port, with a real
+//! SQLite file and a real PostgreSQL (started by `scripts/with-postgres.sh`; `make test` does).
+//!
+//! Every case is an `async fn(TestServer)` and runs once per database (see `db_tests!`).
+
+mod support;
+
+mod accounts;
+mod auth;
+mod sharing;
+mod system;
+mod upload;
