@@ -119,7 +119,8 @@ impl Core {
         let template = self.managed_template(caller, id).await?;
         if self.qemu_img.is_none() {
             return Err(CoreError::Image(osvdi_image::ImageError::Tool {
-                detail: "qemu-img is not installed on the server (Debian package qemu-utils)".into(),
+                detail: "qemu-img is not installed on the server (Debian package qemu-utils)"
+                    .into(),
             }));
         }
         let max = self.config.image_limits.max_file_bytes;

@@ -11,6 +11,8 @@ mod error;
 mod groups;
 mod sessions;
 mod templates;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod users;
 
 use std::str::FromStr;

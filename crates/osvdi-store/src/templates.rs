@@ -327,12 +327,28 @@ impl Store {
     }
 
     /// Forgets an upload that failed or was refused.
+    /// Its number is handed back when no later upload took one, so that refused uploads
+    /// leave no gaps in the numbering.
     pub async fn abort_upload(&self, v: NewVersion) -> Result<()> {
-        sqlx::query("DELETE FROM template_versions WHERE template_id = $1 AND version = $2 AND state = 'uploading'")
-            .bind(v.template.to_string())
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "DELETE FROM template_versions WHERE template_id = $1 AND version = $2 AND state = 'uploading'",
+        )
+        .bind(v.template.to_string())
+        .bind(i64::from(v.version))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            sqlx::query(
+                "UPDATE templates SET next_version = $1 WHERE id = $2 AND next_version = $3",
+            )
             .bind(i64::from(v.version))
-            .execute(&self.pool)
+            .bind(v.template.to_string())
+            .bind(i64::from(v.version) + 1)
+            .execute(&mut *tx)
             .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

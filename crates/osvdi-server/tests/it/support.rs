@@ -11,7 +11,6 @@ use osvdi_server::{AppState, HttpConfig};
 use osvdi_store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::Connection;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
@@ -62,39 +61,22 @@ impl Drop for TestServer {
     }
 }
 
-/// A fresh database on the test PostgreSQL cluster, or `None` (skip) when there is none and
-/// none is required.
-async fn postgres_url() -> Option<String> {
-    let Ok(admin_url) = std::env::var("OSVDI_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("OSVDI_REQUIRE_POSTGRES").is_none(),
-            "OSVDI_REQUIRE_POSTGRES is set but OSVDI_TEST_POSTGRES_URL is not"
-        );
-        eprintln!("skipping the PostgreSQL run: OSVDI_TEST_POSTGRES_URL is not set (make test sets it)");
-        return None;
-    };
-    sqlx::any::install_default_drivers();
-    let name = format!("osvdi_t_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::AnyConnection::connect(&admin_url).await.expect("connect to the test PostgreSQL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-    let (base, _) = admin_url.rsplit_once('/').expect("URL with a database");
-    Some(format!("{base}/{name}"))
-}
-
 impl TestServer {
     /// Starts a server; `tune` may change the core's settings first.
     pub async fn start(db: Db, tune: impl FnOnce(&mut CoreConfig)) -> Option<TestServer> {
         let dir = TempDir::new().unwrap();
         let url = match db {
             Db::Sqlite => Store::sqlite_url(&dir.path().join("osvdi.db")),
-            Db::Postgres => postgres_url().await?,
+            Db::Postgres => osvdi_store::testing::fresh_postgres_database().await?,
         };
         let store = Store::open(&url).await.expect("open store");
         let mut config = CoreConfig::new(dir.path().to_path_buf());
         tune(&mut config);
         let core = Arc::new(Core::new(store, config, Arc::new(SystemClock)).unwrap());
         core.recover().await.unwrap();
-        core.create_user(&Caller::operator("test"), "admin", Role::Admin, ADMIN_PW).await.unwrap();
+        core.create_user(&Caller::operator("test"), "admin", Role::Admin, ADMIN_PW)
+            .await
+            .unwrap();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -102,7 +84,14 @@ impl TestServer {
         let state = AppState::new(core.clone(), HttpConfig::default());
         tokio::spawn(osvdi_server::serve(listener, state, shutdown.clone()));
         let http = reqwest::Client::new();
-        let mut s = TestServer { base, http, core, dir, admin: String::new(), shutdown };
+        let mut s = TestServer {
+            base,
+            http,
+            core,
+            dir,
+            admin: String::new(),
+            shutdown,
+        };
         s.admin = s.login("admin", ADMIN_PW).await;
         Some(s)
     }
@@ -113,13 +102,26 @@ impl TestServer {
 
     /// Logs in and returns the bearer token; panics unless it works.
     pub async fn login(&self, user: &str, password: &str) -> String {
-        let (status, body) = self.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": user, "password": password}))).await;
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": user, "password": password})),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "login {user}: {body}");
         body["token"].as_str().unwrap().to_owned()
     }
 
     /// One JSON request; returns the status and the body (Null when empty).
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -130,7 +132,14 @@ impl TestServer {
         let res = req.send().await.unwrap();
         let status = res.status();
         let text = res.text().await.unwrap();
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            },
+        )
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
@@ -143,14 +152,21 @@ impl TestServer {
 
     /// Creates an account with `role` and returns its token.
     pub async fn user(&self, name: &str, role: &str) -> String {
-        let (st, body) = self.post("/api/v1/users", &self.admin, json!({"name": name, "role": role, "password": USER_PW})).await;
+        let (st, body) = self
+            .post(
+                "/api/v1/users",
+                &self.admin,
+                json!({"name": name, "role": role, "password": USER_PW}),
+            )
+            .await;
         assert_eq!(st, StatusCode::CREATED, "{body}");
         self.login(name, USER_PW).await
     }
 
     /// Creates a template as `token`'s user and returns its id.
     pub async fn template(&self, token: &str, name: &str) -> String {
-        let body = json!({"name": name, "vcpus": 2, "memory_mb": 2048, "disk_gb": 1, "os": "debian-12"});
+        let body =
+            json!({"name": name, "vcpus": 2, "memory_mb": 2048, "disk_gb": 1, "os": "debian-12"});
         let (st, body) = self.post("/api/v1/templates", token, body).await;
         assert_eq!(st, StatusCode::CREATED, "{body}");
         body["id"].as_str().unwrap().to_owned()
@@ -181,7 +197,9 @@ impl TestServer {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -195,8 +213,19 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 /// A real image made by `qemu-img create ARGS PATH SIZE` in `dir`; returns its path and bytes.
 pub fn qemu_img(dir: &Path, name: &str, args: &[&str], size: &str) -> (PathBuf, Vec<u8>) {
     let path = dir.join(name);
-    let out = Command::new("qemu-img").arg("create").arg("-q").args(args).arg(&path).arg(size).output().unwrap();
-    assert!(out.status.success(), "qemu-img: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("qemu-img")
+        .arg("create")
+        .arg("-q")
+        .args(args)
+        .arg(&path)
+        .arg(size)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "qemu-img: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bytes = std::fs::read(&path).unwrap();
     (path, bytes)
 }

@@ -21,11 +21,17 @@ db_tests!(
 
 /// Asserts that a refused upload left no version and no file behind.
 async fn nothing_kept(s: &TestServer, id: &str) {
-    let (_, versions) = s.get(&format!("/api/v1/templates/{id}/versions"), &s.admin).await;
+    let (_, versions) = s
+        .get(&format!("/api/v1/templates/{id}/versions"), &s.admin)
+        .await;
     assert_eq!(versions, json!([]), "no version");
     let (_, t) = s.get(&format!("/api/v1/templates/{id}"), &s.admin).await;
     assert_eq!(t["current_version"], Value::Null);
-    assert!(s.image_files().is_empty(), "no files: {:?}", s.image_files());
+    assert!(
+        s.image_files().is_empty(),
+        "no files: {:?}",
+        s.image_files()
+    );
 }
 
 async fn a_good_qcow2_becomes_version_1(s: TestServer) {
@@ -36,7 +42,13 @@ async fn a_good_qcow2_becomes_version_1(s: TestServer) {
         .http
         .put(s.url(&format!("/api/v1/templates/{id}/image")))
         .bearer_auth(&s.admin)
-        .header("content-digest", format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(digest)))
+        .header(
+            "content-digest",
+            format!(
+                "sha-256=:{}:",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            ),
+        )
         .body(bytes.clone())
         .send()
         .await
@@ -60,16 +72,33 @@ async fn a_good_qcow2_becomes_version_1(s: TestServer) {
     raw[510] = 0x55;
     raw[511] = 0xAA;
     let (st, v) = s.upload(&s.admin, &id, raw).await;
-    assert_eq!((st, v["format"].as_str(), v["version"].as_u64()), (StatusCode::CREATED, Some("raw"), Some(2)));
+    assert_eq!(
+        (st, v["format"].as_str(), v["version"].as_u64()),
+        (StatusCode::CREATED, Some("raw"), Some(2))
+    );
 
-    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("osvdi_image_uploads_total{outcome=\"success\"} 2"), "{metrics}");
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("osvdi_image_uploads_total{outcome=\"success\"} 2"),
+        "{metrics}"
+    );
 }
 
 async fn new_uploads_are_new_versions_and_desktops_keep_theirs(s: TestServer) {
     let id = s.template(&s.admin, "Versioned").await;
     let path = format!("/api/v1/templates/{id}");
-    assert_eq!(s.upload(&s.admin, &id, good_qcow2(s.dir.path())).await.0, StatusCode::CREATED);
+    assert_eq!(
+        s.upload(&s.admin, &id, good_qcow2(s.dir.path())).await.0,
+        StatusCode::CREATED
+    );
 
     // A desktop made from version 1 (the compute backend will create these).
     let store = s.core.store();
@@ -87,22 +116,64 @@ async fn new_uploads_are_new_versions_and_desktops_keep_theirs(s: TestServer) {
     let (st, v) = s.upload(&s.admin, &id, good_qcow2(s.dir.path())).await;
     assert_eq!((st, v["version"].as_u64()), (StatusCode::CREATED, Some(2)));
     let (_, t) = s.get(&path, &s.admin).await;
-    assert_eq!(t["current_version"], 2, "new desktops start from the newest version");
-    assert_eq!(store.desktop(desktop.id).await.unwrap().template_version, 1, "the desktop keeps its version");
+    assert_eq!(
+        t["current_version"], 2,
+        "new desktops start from the newest version"
+    );
+    assert_eq!(
+        store.desktop(desktop.id).await.unwrap().template_version,
+        1,
+        "the desktop keeps its version"
+    );
     let (_, versions) = s.get(&format!("{path}/versions"), &s.admin).await;
-    let numbers: Vec<_> = versions.as_array().unwrap().iter().map(|v| v["version"].as_u64().unwrap()).collect();
+    let numbers: Vec<_> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
     assert_eq!(numbers, [2, 1]);
 
-    let (st, body) = s.call(Method::DELETE, &format!("{path}/versions/1"), Some(&s.admin), None).await;
-    assert_eq!((st, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")), "version 1 is in use");
+    let (st, body) = s
+        .call(
+            Method::DELETE,
+            &format!("{path}/versions/1"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict")),
+        "version 1 is in use"
+    );
     let (st, body) = s.call(Method::DELETE, &path, Some(&s.admin), None).await;
     assert_eq!(st, StatusCode::CONFLICT, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("1 desktop"));
-    assert_eq!(s.get(&path, &s.admin).await.0, StatusCode::OK, "still there");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 desktop")
+    );
+    assert_eq!(
+        s.get(&path, &s.admin).await.0,
+        StatusCode::OK,
+        "still there"
+    );
     assert_eq!(s.image_files().len(), 2);
 
     // Version 2 is unused: it can go, and the next upload is version 3 (numbers are not reused).
-    assert_eq!(s.call(Method::DELETE, &format!("{path}/versions/2"), Some(&s.admin), None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("{path}/versions/2"),
+            Some(&s.admin),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(s.image_files(), [format!("{id}/1.qcow2")]);
     let (_, v) = s.upload(&s.admin, &id, good_qcow2(s.dir.path())).await;
     assert_eq!(v["version"], 3);
@@ -110,41 +181,89 @@ async fn new_uploads_are_new_versions_and_desktops_keep_theirs(s: TestServer) {
     // A template nobody uses is deleted with its files.
     let other = s.template(&s.admin, "Unused").await;
     s.upload(&s.admin, &other, good_qcow2(s.dir.path())).await;
-    assert_eq!(s.call(Method::DELETE, &format!("/api/v1/templates/{other}"), Some(&s.admin), None).await.0, StatusCode::NO_CONTENT);
-    assert_eq!(s.get(&format!("/api/v1/templates/{other}"), &s.admin).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("/api/v1/templates/{other}"),
+            Some(&s.admin),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.get(&format!("/api/v1/templates/{other}"), &s.admin)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
     assert!(s.image_files().iter().all(|f| !f.starts_with(&other)));
 }
 
 async fn a_backing_file_is_refused_and_nothing_kept(s: TestServer) {
     let id = s.template(&s.admin, "Hostile").await;
     // A backing file pointing at a host file the server must never read.
-    let (_, bytes) = qemu_img(s.dir.path(), "evil.qcow2", &["-f", "qcow2", "-b", "/etc/shadow", "-F", "raw", "-u"], "64M");
+    let (_, bytes) = qemu_img(
+        s.dir.path(),
+        "evil.qcow2",
+        &["-f", "qcow2", "-b", "/etc/shadow", "-F", "raw", "-u"],
+        "64M",
+    );
     let (st, body) = s.upload(&s.admin, &id, bytes).await;
-    assert_eq!((st, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("image_rejected")), "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("backing file"), "{body}");
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("image_rejected")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("backing file"),
+        "{body}"
+    );
     nothing_kept(&s, &id).await;
 
-    let (_, bytes) = qemu_img(s.dir.path(), "df.qcow2", &["-f", "qcow2", "-o", "data_file=/tmp/osvdi-test-data-file"], "1M");
+    let (_, bytes) = qemu_img(
+        s.dir.path(),
+        "df.qcow2",
+        &["-f", "qcow2", "-o", "data_file=/tmp/osvdi-test-data-file"],
+        "1M",
+    );
     let (st, body) = s.upload(&s.admin, &id, bytes).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     nothing_kept(&s, &id).await;
     let _ = std::fs::remove_file("/tmp/osvdi-test-data-file");
 
-    let (_, audit) = s.get("/api/v1/audit?action=template.upload", &s.admin).await;
+    let (_, audit) = s
+        .get("/api/v1/audit?action=template.upload", &s.admin)
+        .await;
     assert_eq!(audit[0]["outcome"], "failed");
 }
 
 async fn garbage_and_foreign_formats_are_refused(s: TestServer) {
     let id = s.template(&s.admin, "Garbage").await;
-    let garbage: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let (st, body) = s.upload(&s.admin, &id, garbage).await;
-    assert_eq!((st, body["error"]["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_image_format")));
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_image_format")
+        )
+    );
     let (st, _) = s.upload(&s.admin, &id, vec![]).await;
     assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE, "empty body");
     let (_, vmdk) = qemu_img(s.dir.path(), "x.vmdk", &["-f", "vmdk"], "16M");
     let (st, body) = s.upload(&s.admin, &id, vmdk).await;
     assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert!(body["error"]["message"].as_str().unwrap().contains("vmdk"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("vmdk"),
+        "{body}"
+    );
     nothing_kept(&s, &id).await;
 }
 
@@ -152,7 +271,9 @@ async fn a_truncated_upload_is_refused_and_nothing_kept(s: TestServer) {
     let id = s.template(&s.admin, "Truncated").await;
     let bytes = good_qcow2(s.dir.path());
     // Announce the whole file, send a third, then close: a client that died mid-upload.
-    let mut tcp = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://")).await.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
     let head = format!(
         "PUT /api/v1/templates/{id}/image HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\n\
          Content-Length: {}\r\n\r\n",
@@ -187,7 +308,12 @@ async fn a_checksum_mismatch_is_refused(s: TestServer) {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "upload_incomplete");
-    assert!(body["error"]["message"].as_str().unwrap().contains("SHA-256"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SHA-256")
+    );
     nothing_kept(&s, &id).await;
 }
 
@@ -205,7 +331,10 @@ async fn oversize_images_are_refused() {
     raw[510] = 0x55;
     raw[511] = 0xAA;
     let (st, body) = s.upload(&s.admin, &id, raw).await;
-    assert_eq!((st, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
     // Small file, virtual disk over the limit.
     let (st, body) = s.upload(&s.admin, &id, good_qcow2(s.dir.path())).await;
     assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
@@ -213,7 +342,11 @@ async fn oversize_images_are_refused() {
     let (_, small) = qemu_img(s.dir.path(), "ok.qcow2", &["-f", "qcow2"], "16M");
     let (st, _) = s.upload(&s.admin, &id, small).await;
     assert_eq!(st, StatusCode::CREATED, "within every limit");
-    assert_eq!(s.image_files(), [format!("{id}/1.qcow2")], "only the accepted image is kept");
+    assert_eq!(
+        s.image_files(),
+        [format!("{id}/1.qcow2")],
+        "only the accepted image is kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,6 +356,12 @@ async fn an_image_larger_than_the_template_disk_is_refused() {
     let (_, bytes) = qemu_img(s.dir.path(), "big.qcow2", &["-f", "qcow2"], "2G");
     let (st, body) = s.upload(&s.admin, &id, bytes).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("disk_gb"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disk_gb"),
+        "{body}"
+    );
     nothing_kept(&s, &id).await;
 }
