@@ -358,6 +358,17 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// The cluster size a qcow2 header declares (`cluster_bits` at offset 20), 64 KiB if the
+/// header is too short to say (preflight has already refused such headers).
+fn qcow2_cluster_size(header: &[u8]) -> u64 {
+    header
+        .get(20..24)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_be_bytes)
+        .filter(|bits| (9..=21).contains(bits))
+        .map_or(1 << 16, |bits| 1u64 << bits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,15 +410,4 @@ mod tests {
         assert!(!err.is_user_error());
         assert!(err.to_string().contains("qemu-utils"), "{err}");
     }
-}
-
-/// The cluster size a qcow2 header declares (`cluster_bits` at offset 20), 64 KiB if the
-/// header is too short to say (preflight has already refused such headers).
-fn qcow2_cluster_size(header: &[u8]) -> u64 {
-    header
-        .get(20..24)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map(u32::from_be_bytes)
-        .filter(|bits| (9..=21).contains(bits))
-        .map_or(1 << 16, |bits| 1u64 << bits)
 }

@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the server: REST API, and (as they land) portal, consoles and desktops.
+    /// Run the server: the REST API under /api/v1, /healthz and /metrics.
     Serve(serve::ServeArgs),
     /// Manage accounts and groups in the database directly (works while the server runs).
     Admin {
@@ -46,13 +46,18 @@ enum Command {
 #[derive(Args, Debug, Clone)]
 pub(crate) struct SiteArgs {
     /// Data directory (database file, images, VM state). Default: ./data, or the config file's.
-    #[arg(long, env = "OSVDI_DATA_DIR")]
+    #[arg(long, global = true, env = "OSVDI_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Database URL: postgres://user:password@host/db. Default: SQLite at DATA_DIR/osvdi.db.
-    #[arg(long, env = "OSVDI_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "OSVDI_DATABASE_URL",
+        hide_env_values = true
+    )]
     database_url: Option<String>,
     /// TOML configuration file (see README.md); command-line options take precedence.
-    #[arg(long, env = "OSVDI_CONFIG")]
+    #[arg(long, global = true, env = "OSVDI_CONFIG")]
     config: Option<PathBuf>,
 }
 
