@@ -9,8 +9,11 @@ mod audit;
 mod auth;
 mod clock;
 mod error;
+mod gpus;
 mod images;
 mod ratelimit;
+mod reconcile;
+mod sessions;
 mod templates;
 mod upload;
 
@@ -25,10 +28,12 @@ use osvdi_store::Store;
 
 pub use accounts::GroupWithMembers;
 pub use auth::{LoginOutcome, Session, generate_password};
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, ShiftedClock, SystemClock};
 pub use error::CoreError;
 pub use osvdi_image::{ImageError, Limits as ImageLimits};
 pub use ratelimit::LoginLimits;
+pub use reconcile::ReconcileReport;
+pub use sessions::DesktopChange;
 pub use templates::{NewTemplate, Sharing};
 pub use upload::UploadExpectation;
 
@@ -45,6 +50,12 @@ pub struct CoreConfig {
     pub image_limits: ImageLimits,
     /// qemu-img to use; found on PATH when `None`.
     pub qemu_img: Option<PathBuf>,
+    /// Live desktops one person may have at once.
+    pub max_desktops_per_user: u32,
+    /// A desktop not ready this long after it started fails.
+    pub boot_timeout: Duration,
+    /// Where sysfs is (`/sys`); tests point it at a fixture tree.
+    pub sysfs_root: PathBuf,
 }
 
 impl CoreConfig {
@@ -59,6 +70,9 @@ impl CoreConfig {
                 max_virtual_bytes: 1 << 40,
             },
             qemu_img: None,
+            max_desktops_per_user: 2,
+            boot_timeout: Duration::from_secs(300),
+            sysfs_root: PathBuf::from("/sys"),
         }
     }
 }
@@ -96,6 +110,10 @@ pub struct Core {
     qemu_img: Option<QemuImg>,
     images: images::ImageDir,
     dummy_hash: std::sync::OnceLock<String>,
+    compute: Option<Arc<dyn osvdi_compute::Compute>>,
+    changes: tokio::sync::broadcast::Sender<DesktopChange>,
+    ops: sessions::OpLocks,
+    mdev: Arc<osvdi_compute::mdev::MdevInventory>,
 }
 
 impl Core {
@@ -110,6 +128,9 @@ impl Core {
             }
         };
         let images = images::ImageDir::new(config.data_dir.join("images"));
+        let mdev = Arc::new(osvdi_compute::mdev::MdevInventory::new(
+            config.sysfs_root.clone(),
+        ));
         Ok(Core {
             limiter: Mutex::new(ratelimit::LoginLimiter::new(config.login_limits)),
             store,
@@ -118,7 +139,18 @@ impl Core {
             qemu_img,
             images,
             dummy_hash: std::sync::OnceLock::new(),
+            compute: None,
+            changes: tokio::sync::broadcast::channel(1024).0,
+            ops: sessions::OpLocks::default(),
+            mdev,
         })
+    }
+
+    /// Gives the core a compute backend: without one, desktops cannot be launched.
+    pub fn with_compute(mut self, compute: Arc<dyn osvdi_compute::Compute>) -> Self {
+        tracing::info!(backend = compute.name(), capabilities = ?compute.capabilities(), "compute backend");
+        self.compute = Some(compute);
+        self
     }
 
     pub fn store(&self) -> &Store {

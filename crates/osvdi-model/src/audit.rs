@@ -23,6 +23,10 @@ text_enum!(
         TemplateShare = "template.share",
         ImageUpload = "template.upload",
         VersionDelete = "template.version_delete",
+        SessionLaunch = "session.launch",
+        SessionSuspend = "session.suspend",
+        SessionResume = "session.resume",
+        SessionEnd = "session.end",
     }
 );
 

@@ -1,33 +1,69 @@
-//! Desktops: one VM made from a template version for one person.
+//! Desktops (called sessions in the API): one VM made from a template version for one person,
+//! and the states it goes through.
 //!
-//! The compute backends bring desktops to life; here is only what the store and the core need
-//! to reason about them (for instance, that a template version is in use).
+//! ```text
+//! requested -> provisioning -> booting -> ready <-> (suspending -> suspended -> resuming)
+//!     any live state -> stopping -> ended          any state but ended -> failed
+//! ```
 
 use crate::template::text_enum;
 use crate::{DesktopId, TemplateId, UnixMillis, UserId};
 
 text_enum!(
-    /// The life of a desktop. The store is the truth; backends are reconciled against it.
+    /// The life of a desktop. The store is the truth; every transition is written before it
+    /// is acted on, and backends are reconciled against it.
     DesktopState, "desktop state", {
-        /// Recorded, not yet created on a backend.
-        Pending = "pending",
-        Starting = "starting",
-        Running = "running",
+        /// Recorded; nothing made yet.
+        Requested = "requested",
+        /// The backend is making it (disk, files).
+        Provisioning = "provisioning",
+        /// Started; the guest is not ready yet.
+        Booting = "booting",
+        /// Running and ready for its person.
+        Ready = "ready",
         Suspending = "suspending",
         /// State saved to disk, no process.
         Suspended = "suspended",
+        Resuming = "resuming",
         Stopping = "stopping",
-        Stopped = "stopped",
+        /// Gone for good (its resources are released).
+        Ended = "ended",
         /// Died or could not be made; the reason is kept.
         Failed = "failed",
     }
 );
 
 impl DesktopState {
-    /// Whether a desktop in this state still holds its template version (and its disk).
-    /// Every state does until the desktop is deleted; kept as a method so the rule has a name.
-    pub fn holds_image(self) -> bool {
-        true
+    /// Ended and failed desktops are history: they hold nothing on a backend.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, DesktopState::Ended | DesktopState::Failed)
+    }
+
+    /// Whether a desktop in this state counts against its person's quota.
+    pub fn is_live(self) -> bool {
+        !self.is_terminal()
+    }
+
+    /// Whether the lifecycle allows going from `self` to `to`.
+    pub fn can_become(self, to: DesktopState) -> bool {
+        use DesktopState::*;
+        match (self, to) {
+            (Ended | Failed, _) => false,
+            (_, Failed) => true,
+            (Stopping, Ended) => true,
+            (Stopping, _) => false,
+            (_, Stopping) => true,
+            (Requested, Provisioning)
+            | (Provisioning, Booting)
+            | (Booting, Ready)
+            | (Ready, Suspending)
+            | (Suspending, Suspended)
+            | (Suspending, Ready)
+            | (Suspended, Resuming)
+            | (Resuming, Ready)
+            | (Resuming, Suspended) => true,
+            _ => false,
+        }
     }
 }
 
@@ -40,5 +76,68 @@ pub struct Desktop {
     /// The template version it was made from; kept for its whole life.
     pub template_version: u32,
     pub state: DesktopState,
+    /// Why it failed or ended, for people.
+    pub reason: Option<String>,
     pub created_at: UnixMillis,
+    /// When `state` was entered.
+    pub state_since: UnixMillis,
+    /// Last sign of its person (launch, resume, console use): what the idle timeout counts from.
+    pub last_activity: UnixMillis,
+    /// When it ends at the latest (the template's maximum lifetime), if it has one.
+    pub expires_at: Option<UnixMillis>,
+}
+
+impl Desktop {
+    /// A new desktop in [`DesktopState::Requested`].
+    pub fn requested(
+        owner: UserId,
+        template: TemplateId,
+        template_version: u32,
+        now: UnixMillis,
+        expires_at: Option<UnixMillis>,
+    ) -> Desktop {
+        Desktop {
+            id: DesktopId::random(),
+            owner,
+            template,
+            template_version,
+            state: DesktopState::Requested,
+            reason: None,
+            created_at: now,
+            state_since: now,
+            last_activity: now,
+            expires_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DesktopState::*;
+
+    #[test]
+    fn lifecycle_transitions() {
+        let path = [
+            Requested,
+            Provisioning,
+            Booting,
+            Ready,
+            Suspending,
+            Suspended,
+            Resuming,
+            Ready,
+            Stopping,
+            Ended,
+        ];
+        for w in path.windows(2) {
+            assert!(w[0].can_become(w[1]), "{} -> {}", w[0], w[1]);
+        }
+        assert!(!Ended.can_become(Failed), "history stays history");
+        assert!(!Failed.can_become(Stopping));
+        assert!(Booting.can_become(Failed));
+        assert!(!Requested.can_become(Ready), "no skipping");
+        assert!(!Suspended.can_become(Ready), "resume goes through resuming");
+        assert!(!Stopping.can_become(Ready));
+        assert!(Ready.is_live() && !Ended.is_live() && Failed.is_terminal());
+    }
 }

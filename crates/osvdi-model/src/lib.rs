@@ -20,8 +20,8 @@ pub use names::{
     NameError, validate_group_name, validate_tag, validate_template_name, validate_username,
 };
 pub use template::{
-    DisplayProtocol, ImageFormat, SpecError, Template, TemplateSpec, TemplateVersion, VersionState,
-    Visibility, limits as template_limits,
+    DisplayProtocol, ImageFormat, ReadyRule, SpecError, Template, TemplateSpec, TemplateVersion,
+    VersionState, Visibility, limits as template_limits,
 };
 pub use time::UnixMillis;
 

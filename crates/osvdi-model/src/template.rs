@@ -1,7 +1,8 @@
 //! Desktop templates and their image versions.
 
 use crate::{
-    GroupId, NameError, TemplateId, UnixMillis, UserId, validate_tag, validate_template_name,
+    GroupId, NameError, ParseError, TemplateId, UnixMillis, UserId, validate_tag,
+    validate_template_name,
 };
 
 macro_rules! text_enum {
@@ -90,6 +91,52 @@ pub struct TemplateSpec {
     pub vgpu_type: Option<String>,
     pub protocols: Vec<DisplayProtocol>,
     pub tags: Vec<String>,
+    /// How osvdi tells that a booting desktop is ready.
+    pub ready: ReadyRule,
+    /// End a desktop nobody has used for this long.
+    pub idle_timeout_min: Option<u32>,
+    /// End a desktop this long after launch at the latest.
+    pub max_lifetime_min: Option<u32>,
+}
+
+/// How osvdi tells that a desktop of a template has finished booting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadyRule {
+    /// The guest prints this line on its first serial port (e.g. from a boot script).
+    SerialMarker(String),
+    /// The guest gives no signal: ready this many seconds after it started.
+    AfterSeconds(u32),
+}
+
+impl Default for ReadyRule {
+    fn default() -> Self {
+        ReadyRule::AfterSeconds(20)
+    }
+}
+
+impl std::fmt::Display for ReadyRule {
+    /// The stored form: `marker:TEXT` or `after:SECONDS`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadyRule::SerialMarker(m) => write!(f, "marker:{m}"),
+            ReadyRule::AfterSeconds(s) => write!(f, "after:{s}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ReadyRule {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseError {
+            kind: "ready rule",
+            value: s.chars().take(64).collect(),
+        };
+        match s.split_once(':') {
+            Some(("marker", m)) if !m.is_empty() => Ok(ReadyRule::SerialMarker(m.to_owned())),
+            Some(("after", n)) => n.parse().map(ReadyRule::AfterSeconds).map_err(|_| err()),
+            _ => Err(err()),
+        }
+    }
 }
 
 /// Limits of a [`TemplateSpec`]: generous, only there to refuse nonsense early.
@@ -147,6 +194,24 @@ impl TemplateSpec {
         }
         for t in &self.tags {
             validate_tag(t)?;
+        }
+        match &self.ready {
+            ReadyRule::SerialMarker(m)
+                if m.is_empty() || m.len() > 64 || !m.chars().all(|c| c.is_ascii_graphic()) =>
+            {
+                return Err(SpecError::Field(
+                    "the ready marker must be 1 to 64 printable ASCII characters",
+                ));
+            }
+            ReadyRule::AfterSeconds(s) if *s > 3600 => {
+                return Err(SpecError::Field("the ready delay is at most 3600 seconds"));
+            }
+            _ => {}
+        }
+        if self.idle_timeout_min == Some(0) || self.max_lifetime_min == Some(0) {
+            return Err(SpecError::Field(
+                "timeouts are at least one minute (leave them out for none)",
+            ));
         }
         Ok(())
     }
@@ -213,6 +278,9 @@ mod tests {
             vgpu_type: None,
             protocols: vec![DisplayProtocol::Vnc],
             tags: vec!["course".into()],
+            ready: ReadyRule::default(),
+            idle_timeout_min: None,
+            max_lifetime_min: Some(480),
         }
     }
 
@@ -224,7 +292,10 @@ mod tests {
 
     #[test]
     fn invalid_specs() {
-        let cases: [fn(&mut TemplateSpec); 7] = [
+        let cases: [fn(&mut TemplateSpec); 10] = [
+            |s| s.ready = ReadyRule::SerialMarker("has space".into()),
+            |s| s.ready = ReadyRule::AfterSeconds(99_999),
+            |s| s.idle_timeout_min = Some(0),
             |s| s.vcpus = 0,
             |s| s.memory_mb = 64,
             |s| s.disk_gb = 0,
@@ -246,5 +317,13 @@ mod tests {
             assert_eq!(v.as_str().parse::<Visibility>(), Ok(*v));
         }
         assert!("public".parse::<Visibility>().is_err());
+        for r in [
+            ReadyRule::SerialMarker("OSVDI-READY".into()),
+            ReadyRule::AfterSeconds(20),
+        ] {
+            assert_eq!(r.to_string().parse::<ReadyRule>(), Ok(r));
+        }
+        assert!("after:x".parse::<ReadyRule>().is_err());
+        assert!("marker:".parse::<ReadyRule>().is_err());
     }
 }

@@ -113,6 +113,14 @@ pub(crate) struct CreateTemplate {
     pub protocols: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// How osvdi tells the desktop is ready: `marker:TEXT` (the guest prints TEXT on its first
+    /// serial port) or `after:SECONDS` (default `after:20`).
+    #[serde(default)]
+    pub ready: Option<String>,
+    /// End desktops unused for this many minutes.
+    pub idle_timeout_min: Option<u32>,
+    /// End desktops this many minutes after launch at the latest.
+    pub max_lifetime_min: Option<u32>,
     /// `private` (default), `groups` or `everyone`.
     #[serde(default = "default_visibility")]
     pub visibility: String,
@@ -142,6 +150,11 @@ pub(crate) struct UpdateTemplate {
     pub vgpu_type: Option<String>,
     pub protocols: Option<Vec<String>>,
     pub tags: Option<Vec<String>>,
+    pub ready: Option<String>,
+    /// Set to 0 to remove the limit.
+    pub idle_timeout_min: Option<u32>,
+    /// Set to 0 to remove the limit.
+    pub max_lifetime_min: Option<u32>,
 }
 
 #[derive(Deserialize, Serialize, ToSchema)]
@@ -164,6 +177,9 @@ pub(crate) struct TemplateDto {
     pub vgpu_type: Option<String>,
     pub protocols: Vec<String>,
     pub tags: Vec<String>,
+    pub ready: String,
+    pub idle_timeout_min: Option<u32>,
+    pub max_lifetime_min: Option<u32>,
     pub owner_id: String,
     pub visibility: String,
     pub groups: Vec<String>,
@@ -186,6 +202,9 @@ impl TemplateDto {
             vgpu_type: t.spec.vgpu_type.clone(),
             protocols: t.spec.protocols.iter().map(ToString::to_string).collect(),
             tags: t.spec.tags.clone(),
+            ready: t.spec.ready.to_string(),
+            idle_timeout_min: t.spec.idle_timeout_min,
+            max_lifetime_min: t.spec.max_lifetime_min,
             owner_id: t.owner.to_string(),
             visibility: t.visibility.to_string(),
             groups,
@@ -277,6 +296,14 @@ impl CreateTemplate {
             vgpu_type: self.vgpu_type.filter(|s| !s.is_empty()),
             protocols: protocols(&self.protocols)?,
             tags: self.tags,
+            ready: self
+                .ready
+                .as_deref()
+                .map(parse)
+                .transpose()?
+                .unwrap_or_default(),
+            idle_timeout_min: self.idle_timeout_min,
+            max_lifetime_min: self.max_lifetime_min,
         };
         Ok((spec, parse(&self.visibility)?, self.groups))
     }
@@ -311,6 +338,140 @@ impl UpdateTemplate {
         if let Some(v) = self.tags {
             spec.tags = v;
         }
+        if let Some(v) = self.ready {
+            spec.ready = parse(&v)?;
+        }
+        if let Some(v) = self.idle_timeout_min {
+            spec.idle_timeout_min = Some(v).filter(|m| *m > 0);
+        }
+        if let Some(v) = self.max_lifetime_min {
+            spec.max_lifetime_min = Some(v).filter(|m| *m > 0);
+        }
         Ok(spec)
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct LaunchRequest {
+    pub template_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SessionDto {
+    pub id: String,
+    pub template_id: String,
+    /// The template version the desktop was made from (kept for its whole life).
+    pub template_version: u32,
+    pub owner_id: String,
+    /// requested, provisioning, booting, ready, suspending, suspended, resuming, stopping,
+    /// ended or failed.
+    pub state: String,
+    /// Why it failed or ended, when known.
+    pub reason: Option<String>,
+    pub created_at: String,
+    /// When the current state was entered.
+    pub state_since: String,
+    pub last_activity: String,
+    /// When it ends at the latest.
+    pub expires_at: Option<String>,
+}
+
+impl From<&osvdi_model::Desktop> for SessionDto {
+    fn from(d: &osvdi_model::Desktop) -> Self {
+        SessionDto {
+            id: d.id.to_string(),
+            template_id: d.template.to_string(),
+            template_version: d.template_version,
+            owner_id: d.owner.to_string(),
+            state: d.state.to_string(),
+            reason: d.reason.clone(),
+            created_at: rfc3339(d.created_at),
+            state_since: rfc3339(d.state_since),
+            last_activity: rfc3339(d.last_activity),
+            expires_at: d.expires_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SessionEventDto {
+    pub at: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub reason: Option<String>,
+}
+
+impl From<&osvdi_store::DesktopEvent> for SessionEventDto {
+    fn from(e: &osvdi_store::DesktopEvent) -> Self {
+        SessionEventDto {
+            at: rfc3339(e.at),
+            from: e.from.map(|s| s.to_string()),
+            to: e.to.to_string(),
+            reason: e.reason.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GpuDto {
+    /// PCI address of the physical GPU.
+    pub parent: String,
+    /// `intel`, `nvidia` or the PCI vendor id.
+    pub vendor: String,
+    /// Whether it runs one mdev type at a time (NVIDIA).
+    pub single_type: bool,
+    /// The type its instances have now, when it runs exactly one.
+    pub active_type: Option<String>,
+    pub types: Vec<MdevTypeDto>,
+    pub instances: Vec<MdevInstanceDto>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MdevTypeDto {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub device_api: String,
+    pub available_instances: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MdevInstanceDto {
+    pub uuid: String,
+    pub type_id: String,
+}
+
+impl From<&osvdi_compute::mdev::PhysicalGpu> for GpuDto {
+    fn from(g: &osvdi_compute::mdev::PhysicalGpu) -> Self {
+        use osvdi_compute::mdev::Vendor;
+        GpuDto {
+            parent: g.parent.clone(),
+            vendor: match g.vendor {
+                Vendor::Intel => "intel".into(),
+                Vendor::Nvidia => "nvidia".into(),
+                Vendor::Other(id) => format!("{id:#06x}"),
+            },
+            single_type: g.single_type,
+            active_type: g.active_type().map(str::to_owned),
+            types: g
+                .types
+                .iter()
+                .map(|t| MdevTypeDto {
+                    id: t.id.clone(),
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    device_api: t.device_api.clone(),
+                    available_instances: t.available_instances,
+                })
+                .collect(),
+            instances: g
+                .instances
+                .iter()
+                .map(|i| MdevInstanceDto {
+                    uuid: i.uuid.to_string(),
+                    type_id: i.type_id.clone(),
+                })
+                .collect(),
+        }
     }
 }

@@ -23,6 +23,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
 pub use audit::AuditQuery;
+pub use desktops::{DesktopEvent, Transition};
 pub use error::StoreError;
 pub use sessions::SessionRecord;
 pub use templates::{NewVersion, ReadyVersion};
@@ -168,6 +169,14 @@ mod conv {
     pub(crate) fn u32_col(row: &AnyRow, col: &str) -> Result<u32> {
         let v: i64 = row.try_get(col)?;
         u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("column {col} holds {v}")))
+    }
+
+    pub(crate) fn opt_u32(row: &AnyRow, col: &str) -> Result<Option<u32>> {
+        let v: Option<i64> = row.try_get(col)?;
+        v.map(|v| {
+            u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("column {col} holds {v}")))
+        })
+        .transpose()
     }
 
     pub(crate) fn u64_col(row: &AnyRow, col: &str) -> Result<u64> {

@@ -7,7 +7,7 @@ use osvdi_model::{
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::conv::{i64_of, list, millis, parse, parse_opt, u32_col, u64_col};
+use crate::conv::{i64_of, list, millis, opt_u32, parse, parse_opt, u32_col, u64_col};
 use crate::{Result, Store, StoreError};
 
 /// The verified facts about an uploaded image that make a version ready.
@@ -51,6 +51,9 @@ fn template_from(row: &AnyRow, shares: Vec<GroupId>) -> Result<Template> {
             vgpu_type: row.try_get("vgpu_type")?,
             protocols,
             tags: list(row, "tags")?,
+            ready: parse(row, "ready_rule")?,
+            idle_timeout_min: opt_u32(row, "idle_timeout_min")?,
+            max_lifetime_min: opt_u32(row, "max_lifetime_min")?,
         },
         owner: parse(row, "owner_id")?,
         visibility: parse(row, "visibility")?,
@@ -90,8 +93,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO templates (id, name, description, os, vcpus, memory_mb, disk_gb, vgpu_type, \
-             protocols, tags, owner_id, visibility, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             protocols, tags, owner_id, visibility, created_at, updated_at, ready_rule, idle_timeout_min, \
+             max_lifetime_min) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(t.id.to_string())
         .bind(&t.spec.name)
@@ -107,6 +110,9 @@ impl Store {
         .bind(t.visibility.as_str())
         .bind(t.created_at.0)
         .bind(t.updated_at.0)
+        .bind(t.spec.ready.to_string())
+        .bind(t.spec.idle_timeout_min.map(i64::from))
+        .bind(t.spec.max_lifetime_min.map(i64::from))
         .execute(&mut *tx)
         .await?;
         replace_shares(&mut tx, t.id, &t.shared_with).await?;
@@ -186,7 +192,8 @@ impl Store {
     ) -> Result<()> {
         let done = sqlx::query(
             "UPDATE templates SET name = $1, description = $2, os = $3, vcpus = $4, memory_mb = $5, \
-             disk_gb = $6, vgpu_type = $7, protocols = $8, tags = $9, updated_at = $10 WHERE id = $11",
+             disk_gb = $6, vgpu_type = $7, protocols = $8, tags = $9, updated_at = $10, ready_rule = $12, \
+             idle_timeout_min = $13, max_lifetime_min = $14 WHERE id = $11",
         )
         .bind(&spec.name)
         .bind(&spec.description)
@@ -199,6 +206,9 @@ impl Store {
         .bind(joined(&spec.tags))
         .bind(now.0)
         .bind(id.to_string())
+        .bind(spec.ready.to_string())
+        .bind(spec.idle_timeout_min.map(i64::from))
+        .bind(spec.max_lifetime_min.map(i64::from))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -435,17 +445,31 @@ async fn replace_shares(
     Ok(())
 }
 
+/// Counts the live desktops made from a template (or one version of it) and forgets the ended
+/// and failed ones, which hold nothing: their history stays in the audit log.
 async fn count_desktops(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     template: TemplateId,
     version: Option<u32>,
 ) -> Result<u64> {
+    let version = version.map_or(-1, i64::from);
     let row = sqlx::query(
-        "SELECT COUNT(*) AS n FROM desktops WHERE template_id = $1 AND ($2 < 0 OR template_version = $2)",
+        "SELECT COUNT(*) AS n FROM desktops WHERE template_id = $1 AND ($2 < 0 OR template_version = $2) \
+         AND state NOT IN ('ended', 'failed')",
     )
     .bind(template.to_string())
-    .bind(version.map_or(-1, i64::from))
+    .bind(version)
     .fetch_one(&mut **tx)
     .await?;
-    u64_col(&row, "n")
+    let live = u64_col(&row, "n")?;
+    if live == 0 {
+        sqlx::query(
+            "DELETE FROM desktops WHERE template_id = $1 AND ($2 < 0 OR template_version = $2)",
+        )
+        .bind(template.to_string())
+        .bind(version)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(live)
 }

@@ -30,6 +30,23 @@ pub(crate) struct FileConfig {
     pub login_limits: LoginLimitsFile,
     #[serde(default)]
     pub images: ImagesFile,
+    #[serde(default)]
+    pub desktops: DesktopsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DesktopsFile {
+    /// `qemu` (default) or `none`.
+    pub backend: Option<String>,
+    /// `auto` (default: KVM if a probe VM boots, else TCG), `kvm` or `tcg`.
+    pub accel: Option<String>,
+    /// Live desktops one person may have at once.
+    pub max_per_user: Option<u32>,
+    /// Seconds a desktop may take to become ready.
+    pub boot_timeout_secs: Option<u64>,
+    /// Where sysfs is, for the mdev inventory (default /sys).
+    pub sysfs_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +132,15 @@ impl Site {
                 .map_or(c.image_limits.max_virtual_bytes, gib),
         };
         c.qemu_img = f.qemu_img.clone();
+        if let Some(n) = f.desktops.max_per_user {
+            c.max_desktops_per_user = n;
+        }
+        if let Some(s) = f.desktops.boot_timeout_secs {
+            c.boot_timeout = Duration::from_secs(s);
+        }
+        if let Some(root) = &f.desktops.sysfs_root {
+            c.sysfs_root = root.clone();
+        }
         c
     }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod demo;
 mod serve;
 mod upload;
 

@@ -1,11 +1,14 @@
 //! `osvdi serve`: open the site, repair what a previous run left, serve until a signal.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use osvdi_compute::qemu::{Accel, QemuBackend, QemuConfig};
 use osvdi_server::{AppState, HttpConfig};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::SiteArgs;
 use crate::config::Site;
@@ -26,7 +29,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| site.file.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let core = Arc::new(site.open_core().await?);
+    let backend = start_backend(&site).await;
+    let mut core = site.open_core().await?;
+    if let Some(b) = &backend {
+        core = core.with_compute(b.clone());
+    }
+    let core = Arc::new(core);
     core.recover().await.context("start-up repair failed")?;
     if let Some(password) = core.bootstrap_admin().await? {
         // Printed once, to the terminal, never to the log.
@@ -52,13 +60,51 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let tasks = TaskTracker::new();
+    if backend.is_some() {
+        tasks.spawn(
+            core.clone()
+                .run_reconciler(Duration::from_secs(2), shutdown.clone()),
+        );
+    }
+    tasks.close();
     let state = AppState::new(core.clone(), http);
-    osvdi_server::serve(listener, state, shutdown)
+    let served = osvdi_server::serve(listener, state, shutdown.clone())
         .await
-        .context("server failed")?;
+        .context("server failed");
+    shutdown.cancel();
+    tasks.wait().await;
+    if let Some(b) = &backend {
+        // Desktops keep running; the next start adopts them.
+        b.shutdown().await;
+    }
     core.store().close().await;
+    served?;
     tracing::info!("osvdi stopped");
     Ok(())
+}
+
+/// The local QEMU backend over `DATA/desktops`, or `None` (desktops disabled, said in the
+/// log) when QEMU is missing or the config turns it off.
+async fn start_backend(site: &Site) -> Option<Arc<QemuBackend>> {
+    let d = &site.file.desktops;
+    if d.backend.as_deref() == Some("none") {
+        tracing::info!("desktops disabled by the config file (desktops.backend = \"none\")");
+        return None;
+    }
+    let mut config = QemuConfig::new(site.data_dir.join("desktops"));
+    config.accel = match d.accel.as_deref() {
+        Some("kvm") => Accel::Kvm,
+        Some("tcg") => Accel::Tcg,
+        _ => Accel::Auto,
+    };
+    match QemuBackend::new(config).await {
+        Ok(b) => Some(Arc::new(b)),
+        Err(e) => {
+            tracing::warn!(error = %e, "desktops are disabled: the QEMU backend cannot start (Debian package qemu-system-x86)");
+            None
+        }
+    }
 }
 
 async fn cancel_on_signal(token: CancellationToken) {

@@ -15,6 +15,12 @@ use sha2::{Digest, Sha256};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum TemplateCommand {
+    /// Build the demo desktop from Debian packages and register it as a template shared with
+    /// everyone (in the database directly, like `osvdi admin`).
+    Demo {
+        #[command(flatten)]
+        site: crate::SiteArgs,
+    },
     /// Upload a qcow2 or raw image as the next version of the template NAME (created first if
     /// it does not exist). Log in with OSVDI_TOKEN, or --username and a password on stdin.
     Upload {
@@ -126,17 +132,30 @@ async fn token(
 }
 
 pub(crate) async fn run(command: TemplateCommand) -> anyhow::Result<()> {
-    let TemplateCommand::Upload {
-        file,
-        name,
-        server,
-        username,
-        vcpus,
-        memory_mb,
-        disk_gb,
-        os,
-        description,
-    } = command;
+    let (file, name, server, username, vcpus, memory_mb, disk_gb, os, description) = match command {
+        TemplateCommand::Demo { site } => return crate::demo::run(site).await,
+        TemplateCommand::Upload {
+            file,
+            name,
+            server,
+            username,
+            vcpus,
+            memory_mb,
+            disk_gb,
+            os,
+            description,
+        } => (
+            file,
+            name,
+            server,
+            username,
+            vcpus,
+            memory_mb,
+            disk_gb,
+            os,
+            description,
+        ),
+    };
     let server = server.trim_end_matches('/').to_owned();
     let len = std::fs::metadata(&file)
         .with_context(|| format!("cannot read {}", file.display()))?

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod auth;
+mod sessions;
 mod system;
 mod templates;
 
@@ -33,6 +34,7 @@ use crate::{AppState, metrics};
         (name = "auth", description = "Login sessions"),
         (name = "accounts", description = "Users and groups (admins)"),
         (name = "templates", description = "Desktop templates, images, versions, sharing"),
+        (name = "sessions", description = "People's desktops: launch, watch, suspend, resume, end"),
         (name = "system", description = "Audit log")
     )
 )]
@@ -75,7 +77,14 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(templates::share))
         .routes(routes!(templates::versions))
         .routes(routes!(templates::delete_version))
+        .routes(routes!(sessions::list, sessions::launch))
+        .routes(routes!(sessions::get, sessions::end))
+        .routes(routes!(sessions::suspend))
+        .routes(routes!(sessions::resume))
+        .routes(routes!(sessions::history))
+        .routes(routes!(sessions::events))
         .routes(routes!(system::audit))
+        .routes(routes!(system::gpus))
 }
 
 /// The OpenAPI document of the API, as served at `/api/v1/openapi.json`.

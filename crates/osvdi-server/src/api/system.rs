@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Authed, ClientAddr};
-use crate::wire::{AuditDto, parse};
+use crate::wire::{AuditDto, GpuDto, parse};
 
 /// Liveness and database reachability.
 pub(crate) async fn healthz(State(s): State<AppState>) -> Response {
@@ -82,4 +82,15 @@ pub(crate) async fn audit(
     };
     let entries = s.core.audit_log(&auth.caller, &query).await?;
     Ok(Json(entries.iter().map(AuditDto::from).collect()))
+}
+
+/// The host's mediated GPUs (mdev/vGPU types, free instances, instances in use), for admins.
+#[utoipa::path(get, path = "/api/v1/admin/gpus", tag = "system", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = Vec<GpuDto>), (status = 403, body = ErrorBody)))]
+pub(crate) async fn gpus(
+    State(s): State<AppState>,
+    auth: Authed,
+) -> Result<Json<Vec<GpuDto>>, ApiError> {
+    let inventory = s.core.gpu_inventory(&auth.caller).await?;
+    Ok(Json(inventory.gpus.iter().map(GpuDto::from).collect()))
 }

@@ -1,7 +1,7 @@
 //! Image uploads: verification, refusals that keep nothing, versions, deletion rules.
 
 use base64::Engine as _;
-use osvdi_model::{Desktop, DesktopId, DesktopState, TemplateId};
+use osvdi_model::{Desktop, DesktopState, TemplateId};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -103,14 +103,14 @@ async fn new_uploads_are_new_versions_and_desktops_keep_theirs(s: TestServer) {
     // A desktop made from version 1 (the compute backend will create these).
     let store = s.core.store();
     let admin = store.user_by_name("admin").await.unwrap().unwrap().user;
-    let desktop = Desktop {
-        id: DesktopId::random(),
-        owner: admin.id,
-        template: id.parse::<TemplateId>().unwrap(),
-        template_version: 1,
-        state: DesktopState::Running,
-        created_at: s.core.now(),
-    };
+    let mut desktop = Desktop::requested(
+        admin.id,
+        id.parse::<TemplateId>().unwrap(),
+        1,
+        s.core.now(),
+        None,
+    );
+    desktop.state = DesktopState::Ready;
     store.create_desktop(&desktop).await.unwrap();
 
     let (st, v) = s.upload(&s.admin, &id, good_qcow2(s.dir.path())).await;
