@@ -1,5 +1,6 @@
 # osvdi: the two commands of the README, and their parts.
-#   make run    install what is missing (as root), build, serve on http://127.0.0.1:8080 with data in ./data
+#   make run    install what is missing (as root), build, register the demo desktop, serve on
+#               http://127.0.0.1:8080 with data in ./data
 #   make test   the whole test suite (formatting, lints, unit, integration and end-to-end tests,
 #               on SQLite and on a throwaway PostgreSQL)
 
@@ -16,6 +17,7 @@ build: deps
 	cargo build --release --locked -p osvdi
 
 run: build
+	$(CARGO_TARGET_DIR)/release/osvdi template demo --data-dir ./data
 	$(CARGO_TARGET_DIR)/release/osvdi serve --data-dir ./data --listen 127.0.0.1:8080
 
 lint:

@@ -3,10 +3,21 @@
 # As root it runs apt-get; otherwise it prints the exact command to run and fails.
 set -euo pipefail
 
-packages=(qemu-utils postgresql util-linux ca-certificates gcc make)
+packages=(
+    qemu-system-x86 qemu-utils                             # desktops, image checks
+    linux-image-amd64 busybox-static syslinux mtools dosfstools  # the demo desktop
+    postgresql                                             # the test suite's second database
+    util-linux ca-certificates gcc make
+)
 
 missing=()
+command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
 command -v qemu-img >/dev/null || missing+=(qemu-utils)
+ls /boot/vmlinuz-* >/dev/null 2>&1 || missing+=(linux-image-amd64)
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+command -v syslinux >/dev/null || missing+=(syslinux)
+command -v mcopy >/dev/null || missing+=(mtools)
+command -v mkfs.fat >/dev/null || [ -x /sbin/mkfs.fat ] || missing+=(dosfstools)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v prlimit >/dev/null || missing+=(util-linux)
 command -v cc >/dev/null || missing+=(gcc)
@@ -16,8 +27,6 @@ if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
 
-# Installing qemu-utils and qemu-system-x86 in one command keeps apt from replacing one
-# qemu-utils with another; when the compute backend lands, its package joins this list.
 line="apt-get update && apt-get install -y --no-install-recommends ${packages[*]}"
 if [ "$(id -u)" -ne 0 ]; then
     echo "osvdi needs these Debian packages: ${missing[*]}" >&2
@@ -25,5 +34,11 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 echo "Installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
+# qemu-system-x86 and qemu-utils go in one command so that apt keeps them at one version.
+# A machine with a newer qemu-utils (from backports) gets Debian 12's, matching qemu-system-x86.
+if ! apt-get install -y -q --no-install-recommends "${packages[@]}"; then
+    apt-get install -y -q --no-install-recommends --allow-downgrades \
+        "${packages[@]/#qemu-utils/qemu-utils/bookworm}"
+fi

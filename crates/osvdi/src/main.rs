@@ -3,6 +3,7 @@
 //! to a running server.
 
 mod admin;
+mod bench;
 mod config;
 mod demo;
 mod serve;
@@ -41,6 +42,11 @@ enum Command {
     },
     /// Print the OpenAPI document of the REST API.
     Openapi,
+    /// Benchmarks that print tables comparable across runs and machines.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 /// Where a site's state is: shared by `serve` and `admin`.
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Admin { site, command } => admin::run(site, command).await,
             Command::Template { command } => upload::run(command).await,
+            Command::Bench { command } => bench::run(command).await,
             Command::Openapi => {
                 println!(
                     "{}",

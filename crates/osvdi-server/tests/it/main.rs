@@ -7,6 +7,7 @@ mod support;
 
 mod accounts;
 mod auth;
+mod sessions;
 mod sharing;
 mod system;
 mod upload;

@@ -45,3 +45,32 @@ async fn health_metrics_and_openapi(s: TestServer) {
     }
     assert!(doc["components"]["schemas"]["TemplateDto"].is_object());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_see_the_gpu_inventory() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../osvdi-compute/tests/fixtures/sysfs-nvidia");
+    let s =
+        crate::support::TestServer::start(crate::support::Db::Sqlite, |c| c.sysfs_root = fixture)
+            .await
+            .unwrap();
+    let (st, gpus) = s.get("/api/v1/admin/gpus", &s.admin).await;
+    assert_eq!(st, StatusCode::OK, "{gpus}");
+    let gpus = gpus.as_array().unwrap();
+    assert_eq!(gpus.len(), 2, "two M60 GPUs");
+    assert_eq!(gpus[0]["vendor"], "nvidia");
+    assert_eq!(gpus[0]["single_type"], true);
+    assert_eq!(gpus[0]["active_type"], serde_json::Value::Null);
+    let types = gpus[0]["types"].as_array().unwrap();
+    assert!(
+        types
+            .iter()
+            .any(|t| t["id"] == "nvidia-18" && t["device_api"] == "vfio-pci"),
+        "{types:?}"
+    );
+    let user = s.user("uwe", "steward").await;
+    assert_eq!(
+        s.get("/api/v1/admin/gpus", &user).await.0,
+        StatusCode::FORBIDDEN
+    );
+}

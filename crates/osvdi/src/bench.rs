@@ -1,0 +1,214 @@
+//! `osvdi bench launch`: time to desktop. Starts a throwaway site (temp data dir, SQLite, the
+//! local QEMU backend, the demo template) on a loopback port and measures, over HTTP, the time
+//! from `POST /api/v1/sessions` to the session being `ready` (the guest's ready marker seen).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use osvdi_compute::qemu::{QemuBackend, QemuConfig};
+use osvdi_core::{Core, CoreConfig, SystemClock};
+use osvdi_server::{AppState, HttpConfig};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum BenchCommand {
+    /// Time from launch request to ready desktop, for N desktops.
+    Launch(LaunchArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct LaunchArgs {
+    /// How many desktops.
+    #[arg(short = 'n', long, default_value_t = 1)]
+    n: usize,
+    /// Launch them all at once instead of one after the other.
+    #[arg(long)]
+    concurrent: bool,
+}
+
+pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    let BenchCommand::Launch(args) = command;
+    if args.n == 0 {
+        bail!("-n must be at least 1");
+    }
+    // Unix socket paths are short: keep the data dir near the root.
+    let dir = tempfile::Builder::new()
+        .prefix("osvdi-bench-")
+        .tempdir_in("/tmp")?;
+    let data = dir.path().to_path_buf();
+    let store =
+        osvdi_store::Store::open(&osvdi_store::Store::sqlite_url(&data.join("osvdi.db"))).await?;
+    let mut config = CoreConfig::new(data.clone());
+    config.max_desktops_per_user = u32::try_from(args.n).unwrap_or(u32::MAX);
+    let backend = Arc::new(QemuBackend::new(QemuConfig::new(data.join("desktops"))).await?);
+    let accel = format!("{:?}", backend.accel()).to_lowercase();
+    let core =
+        Arc::new(Core::new(store, config, Arc::new(SystemClock))?.with_compute(backend.clone()));
+    let password = core
+        .bootstrap_admin()
+        .await?
+        .context("fresh site without admin")?;
+    crate::demo::register(&core, &data).await?;
+    let cancel = CancellationToken::new();
+    tokio::spawn(
+        core.clone()
+            .run_reconciler(Duration::from_millis(100), cancel.clone()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(osvdi_server::serve(
+        listener,
+        AppState::new(core.clone(), HttpConfig::default()),
+        cancel.clone(),
+    ));
+
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": password}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["token"].as_str().context("login failed")?.to_owned();
+    let templates: Value = http
+        .get(format!("{base}/api/v1/templates"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let template = templates[0]["id"]
+        .as_str()
+        .context("no demo template")?
+        .to_owned();
+
+    let one = |http: reqwest::Client, base: String, token: String, template: String| async move {
+        let start = Instant::now();
+        let s: Value = http
+            .post(format!("{base}/api/v1/sessions"))
+            .bearer_auth(&token)
+            .json(&json!({"template_id": template}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = s["id"]
+            .as_str()
+            .with_context(|| format!("launch refused: {s}"))?
+            .to_owned();
+        loop {
+            let s: Value = http
+                .get(format!("{base}/api/v1/sessions/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            match s["state"].as_str() {
+                Some("ready") => return anyhow::Ok((id, start.elapsed())),
+                Some("failed" | "ended") => bail!("desktop {id} {}: {}", s["state"], s["reason"]),
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+            if start.elapsed() > Duration::from_secs(600) {
+                bail!("desktop {id} not ready after 600 s");
+            }
+        }
+    };
+    let wall = Instant::now();
+    let results = if args.concurrent {
+        let jobs =
+            (0..args.n).map(|_| one(http.clone(), base.clone(), token.clone(), template.clone()));
+        futures_util::future::join_all(jobs).await
+    } else {
+        let mut out = vec![];
+        for _ in 0..args.n {
+            out.push(one(http.clone(), base.clone(), token.clone(), template.clone()).await);
+        }
+        out
+    };
+    let wall = wall.elapsed();
+    let mut ok = vec![];
+    for r in results {
+        let (id, t) = r?;
+        ok.push(t);
+        http.delete(format!("{base}/api/v1/sessions/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+    }
+    print_table(&args, &accel, &ok, wall);
+    // Give the deletions a moment, then stop everything and remove the site.
+    for _ in 0..100 {
+        let live: Value = http
+            .get(format!("{base}/api/v1/sessions?live=true"))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if live.as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cancel.cancel();
+    backend.shutdown().await;
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn print_table(args: &LaunchArgs, accel: &str, times: &[Duration], wall: Duration) {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let s = |d: Duration| format!("{:.2}", d.as_secs_f64());
+    println!(
+        "osvdi bench launch: time from POST /api/v1/sessions to ready (guest's ready marker seen)"
+    );
+    println!(
+        "desktops {}, {}, accelerator {accel}, demo template",
+        args.n,
+        if args.concurrent {
+            "concurrent"
+        } else {
+            "one after another"
+        }
+    );
+    println!();
+    println!("| n | mode | p50 s | p95 s | min s | max s | wall s |");
+    println!("|---|------|-------|-------|-------|-------|--------|");
+    println!(
+        "| {} | {} | {} | {} | {} | {} | {} |",
+        args.n,
+        if args.concurrent {
+            "concurrent"
+        } else {
+            "sequential"
+        },
+        s(percentile(&sorted, 50.0)),
+        s(percentile(&sorted, 95.0)),
+        s(sorted[0]),
+        s(sorted[sorted.len() - 1]),
+        s(wall)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let d: Vec<_> = (1..=20).map(Duration::from_secs).collect();
+        assert_eq!(percentile(&d, 50.0), Duration::from_secs(10));
+        assert_eq!(percentile(&d, 95.0), Duration::from_secs(19));
+        assert_eq!(percentile(&d[..1], 95.0), Duration::from_secs(1));
+    }
+}
