@@ -129,7 +129,7 @@ impl TestServer {
             let mut qemu = QemuConfig::new(&dir);
             qemu.accel = Accel::Tcg;
             let backend = Arc::new(QemuBackend::new(qemu).await.expect("QEMU backend"));
-            core = core.with_compute(backend.clone());
+            core = core.with_compute(backend);
             run_dir = Some(dir);
         }
         let core = Arc::new(core);

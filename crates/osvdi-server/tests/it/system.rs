@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 
 use crate::db_tests;
-use crate::support::TestServer;
+use crate::support::{Db, TestServer};
 
 db_tests!(health_metrics_and_openapi);
 
@@ -50,10 +50,9 @@ async fn health_metrics_and_openapi(s: TestServer) {
 async fn admins_see_the_gpu_inventory() {
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../osvdi-compute/tests/fixtures/sysfs-nvidia");
-    let s =
-        crate::support::TestServer::start(crate::support::Db::Sqlite, |c| c.sysfs_root = fixture)
-            .await
-            .unwrap();
+    let s = TestServer::start(Db::Sqlite, |c| c.sysfs_root = fixture)
+        .await
+        .unwrap();
     let (st, gpus) = s.get("/api/v1/admin/gpus", &s.admin).await;
     assert_eq!(st, StatusCode::OK, "{gpus}");
     let gpus = gpus.as_array().unwrap();
