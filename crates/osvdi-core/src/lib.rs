@@ -11,6 +11,7 @@ mod clock;
 mod error;
 mod gpus;
 mod images;
+mod policy;
 mod ratelimit;
 mod reconcile;
 mod sessions;
