@@ -8,7 +8,7 @@ SHELL := /bin/bash
 # Builds are kept outside the checkout so that fresh clones (CI) reuse them.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/osvdi-target
 
-.PHONY: run test deps build lint unit
+.PHONY: run test deps build lint unit e2e
 
 deps:
 	@scripts/install-deps.sh
@@ -27,4 +27,11 @@ lint:
 unit: deps
 	scripts/with-postgres.sh cargo test --workspace --locked
 
-test: deps lint unit
+# The browser tests (tests/e2e): Debian's Chromium, driven by playwright-core from Node (20+),
+# against the real osvdi binary with the demo desktop; screenshots in tests/e2e/artifacts/.
+e2e: deps
+	cargo build --locked -p osvdi
+	cd tests/e2e && npm ci --no-audit --no-fund && \
+		OSVDI_BIN=$(CARGO_TARGET_DIR)/debug/osvdi node --test --test-concurrency=1 --test-reporter=spec
+
+test: deps lint unit e2e

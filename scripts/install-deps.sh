@@ -7,6 +7,8 @@ packages=(
     qemu-system-x86 qemu-utils                             # desktops, image checks
     linux-image-amd64 busybox-static syslinux mtools dosfstools  # the demo desktop
     postgresql                                             # the test suite's second database
+    virt-viewer xvfb x11-apps imagemagick iproute2          # the native-client (SPICE) tests
+    chromium                                               # the end-to-end tests in a browser
     util-linux ca-certificates gcc make
 )
 
@@ -22,6 +24,12 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v prlimit >/dev/null || missing+=(util-linux)
 command -v cc >/dev/null || missing+=(gcc)
 [ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v remote-viewer >/dev/null || missing+=(virt-viewer)
+command -v Xvfb >/dev/null || missing+=(xvfb)
+command -v xwd >/dev/null || missing+=(x11-apps)
+[ -x /usr/bin/convert ] || missing+=(imagemagick)
+command -v ss >/dev/null || missing+=(iproute2)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

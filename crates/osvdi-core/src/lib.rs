@@ -8,6 +8,8 @@ mod accounts;
 mod audit;
 mod auth;
 mod clock;
+mod courses;
+mod console;
 mod error;
 mod gpus;
 mod images;
@@ -15,8 +17,10 @@ mod policy;
 mod ratelimit;
 mod reconcile;
 mod sessions;
+mod spice;
 mod templates;
 mod upload;
+mod warm;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -29,14 +33,19 @@ use osvdi_store::Store;
 
 pub use accounts::GroupWithMembers;
 pub use auth::{LoginOutcome, Session, generate_password};
+pub use courses::{NewCourse, SlotView};
 pub use clock::{Clock, ShiftedClock, SystemClock};
+pub use console::{CONSOLE_TOKEN_TTL, ConsoleLink, ConsoleToken};
 pub use error::CoreError;
 pub use osvdi_image::{ImageError, Limits as ImageLimits};
+pub use policy::Access;
 pub use ratelimit::LoginLimits;
 pub use reconcile::ReconcileReport;
 pub use sessions::DesktopChange;
+pub use spice::{ADMISSION_WINDOW, SPICE_TICKET_TTL, SpiceFile, SpiceLink};
 pub use templates::{NewTemplate, Sharing};
 pub use upload::UploadExpectation;
+pub use warm::WarmReport;
 
 type Result<T, E = CoreError> = std::result::Result<T, E>;
 
@@ -57,6 +66,13 @@ pub struct CoreConfig {
     pub boot_timeout: Duration,
     /// Where sysfs is (`/sys`); tests point it at a fixture tree.
     pub sysfs_root: PathBuf,
+    /// This machine's capacity for desktops, as the scheduler counts it: vCPUs (after
+    /// overcommit), memory and disk.
+    pub host_vcpus: u32,
+    pub host_memory_mb: u64,
+    pub host_disk_gb: u64,
+    /// Client networks by name ("campus", "room-101"), for template policies.
+    pub networks: std::collections::BTreeMap<String, Vec<ipnet::IpNet>>,
 }
 
 impl CoreConfig {
@@ -74,8 +90,26 @@ impl CoreConfig {
             max_desktops_per_user: 2,
             boot_timeout: Duration::from_secs(300),
             sysfs_root: PathBuf::from("/sys"),
+            networks: std::collections::BTreeMap::new(),
+            host_vcpus: default_vcpus(),
+            host_memory_mb: default_memory_mb(),
+            host_disk_gb: 10_000,
         }
     }
+}
+
+/// Four desktop vCPUs per host thread: desktops are mostly idle.
+fn default_vcpus() -> u32 {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    u32::try_from(threads * 4).unwrap_or(u32::MAX)
+}
+
+/// The host's memory less 2 GiB for itself, from /proc/meminfo (16 GiB if unreadable).
+fn default_memory_mb() -> u64 {
+    let total_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+    });
+    total_kb.map_or(16 * 1024, |kb| (kb / 1024).saturating_sub(2048).max(512))
 }
 
 /// Who an operation is done for, and from where.
@@ -114,7 +148,11 @@ pub struct Core {
     compute: Option<Arc<dyn osvdi_compute::Compute>>,
     changes: tokio::sync::broadcast::Sender<DesktopChange>,
     ops: sessions::OpLocks,
+    /// Launches are decided one at a time: the scheduler sees every earlier one.
+    launch_lock: tokio::sync::Mutex<()>,
     mdev: Arc<osvdi_compute::mdev::MdevInventory>,
+    consoles: console::Consoles,
+    spice: spice::SpiceGate,
 }
 
 impl Core {
@@ -143,7 +181,10 @@ impl Core {
             compute: None,
             changes: tokio::sync::broadcast::channel(1024).0,
             ops: sessions::OpLocks::default(),
+            launch_lock: tokio::sync::Mutex::new(()),
             mdev,
+            consoles: console::Consoles::default(),
+            spice: spice::SpiceGate::default(),
         })
     }
 

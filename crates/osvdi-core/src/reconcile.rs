@@ -52,6 +52,9 @@ impl Core {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "reconcile pass failed"),
         }
+        if let Err(e) = self.tend_warm_pools().await {
+            tracing::error!(error = %e, "warm pool pass failed");
+        }
     }
 
     async fn on_event(self: &Arc<Self>, ev: ComputeEvent) {
@@ -141,7 +144,7 @@ impl Core {
                 }
                 continue;
             }
-            if d.state == DesktopState::Ready {
+            if d.state == DesktopState::Ready && !d.warm {
                 let idle = match idle_limits.get(&d.template) {
                     Some(v) => *v,
                     None => {

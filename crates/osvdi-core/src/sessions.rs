@@ -109,7 +109,8 @@ impl Core {
             .desktop(id)
             .await
             .map_err(|_| CoreError::NotFound("Session"))?;
-        if d.owner == caller.who.id || caller.who.role.is_admin() {
+        // A warm desktop belongs to nobody yet: only admins see it.
+        if (d.owner == caller.who.id && !d.warm) || caller.who.role.is_admin() {
             Ok(d)
         } else {
             Err(CoreError::NotFound("Session"))
@@ -129,7 +130,8 @@ impl Core {
             ));
         }
         let owner = if all { None } else { Some(caller.who.id) };
-        Ok(self.store.desktops(owner, live_only).await?)
+        let list = self.store.desktops(owner, live_only).await?;
+        Ok(list.into_iter().filter(|d| all || !d.warm).collect())
     }
 
     /// A desktop's recorded state changes, oldest first.
@@ -149,21 +151,40 @@ impl Core {
         caller: &Caller,
         template: TemplateId,
     ) -> Result<Desktop> {
-        self.compute()?;
         let t = self.template(caller, template).await?;
+        self.check_access(caller, &t, caller.client).await?;
+        self.compute()?;
         let Some(version) = t.current_version else {
             return Err(CoreError::Conflict(format!(
                 "Template '{}' has no image yet",
                 t.spec.name
             )));
         };
+        let _one_launch_at_a_time = self.launch_lock.lock().await;
         let now = self.now();
         let expires = t
             .spec
             .max_lifetime_min
             .map(|m| now.plus(Duration::from_secs(u64::from(m) * 60)));
-        let d = Desktop::requested(caller.who.id, t.id, version, now, expires);
+        let mut d = Desktop::requested(caller.who.id, t.id, version, now, expires);
         let max = self.config.max_desktops_per_user;
+        let mine = self.store.desktops(Some(caller.who.id), true).await?;
+        let under_quota = mine.iter().filter(|x| !x.warm).count() < max as usize;
+        // A desktop started ahead for a course slot covering this person goes first (the
+        // scheduler counts it as the slot's already), then one of the template's pool.
+        if under_quota && let Some(w) = self.claim_course_warm(caller, &t, now).await? {
+            return Ok(self.handed_over(caller, &t, w, now).await);
+        }
+        let admission = self.admit_launch(caller, &t, d.id, expires).await?;
+        if under_quota
+            && admission.reservation.is_none()
+            && let Some(w) = self.store.claim_warm(t.id, None, caller.who.id, admission.end, now).await?
+        {
+            return Ok(self.handed_over(caller, &t, w, now).await);
+        }
+        d.expires_at = admission.end;
+        d.reservation = admission.reservation;
+        d.reason = admission.notice;
         match self.store.create_desktop_within_quota(&d, max).await {
             Err(StoreError::Conflict) => {
                 return Err(CoreError::Conflict(format!(
@@ -194,8 +215,18 @@ impl Core {
         Ok(d)
     }
 
+    /// Announces and audits a warm desktop handed to `caller`.
+    async fn handed_over(&self, caller: &Caller, t: &Template, w: Desktop, now: UnixMillis) -> Desktop {
+        let change = DesktopChange { desktop: w.id, owner: w.owner, state: w.state, reason: None, at: now };
+        let _ = self.changes.send(change);
+        let detail = format!("template {} version {} (warm)", t.spec.name, w.template_version);
+        let object = format!("session:{}", w.id);
+        self.record(caller, AuditAction::SessionLaunch, object, AuditOutcome::Success, detail).await;
+        w
+    }
+
     /// Creates and starts a requested desktop; readiness is noticed by the reconciler.
-    async fn provision(self: Arc<Self>, d: Desktop, t: Template) {
+    pub(crate) async fn provision(self: Arc<Self>, d: Desktop, t: Template) {
         let lock = self.ops.get(d.id);
         let _guard = lock.lock().await;
         if let Err(e) = self.try_provision(&d, &t).await {

@@ -70,6 +70,7 @@ impl Core {
             spec: new.spec,
             owner: caller.who.id,
             visibility: new.sharing.visibility,
+            policy: osvdi_model::AccessPolicy::default(),
             shared_with,
             current_version: None,
             created_at: now,

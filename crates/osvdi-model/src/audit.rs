@@ -27,6 +27,12 @@ text_enum!(
         SessionSuspend = "session.suspend",
         SessionResume = "session.resume",
         SessionEnd = "session.end",
+        TemplatePolicy = "template.policy",
+        CourseCreate = "course.create",
+        CourseDelete = "course.delete",
+        ConsoleOpen = "session.console",
+        SpiceTicket = "session.spice",
+        ProxyConnect = "proxy.connect",
     }
 );
 

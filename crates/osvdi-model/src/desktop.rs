@@ -83,8 +83,14 @@ pub struct Desktop {
     pub state_since: UnixMillis,
     /// Last sign of its person (launch, resume, console use): what the idle timeout counts from.
     pub last_activity: UnixMillis,
-    /// When it ends at the latest (the template's maximum lifetime), if it has one.
+    /// When it ends at the latest (the template's maximum lifetime, or the end of the
+    /// course slot it draws from), if it has one.
     pub expires_at: Option<UnixMillis>,
+    /// The course reservation slot it draws from ("course-id:slot-index"), if any.
+    pub reservation: Option<String>,
+    /// Started ahead by the warm pool and not yet handed to anyone (its owner is then the
+    /// template's steward, who cannot use it). Once handed over it is never warm again.
+    pub warm: bool,
 }
 
 impl Desktop {
@@ -107,6 +113,8 @@ impl Desktop {
             state_since: now,
             last_activity: now,
             expires_at,
+            reservation: None,
+            warm: false,
         }
     }
 }

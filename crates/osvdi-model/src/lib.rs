@@ -9,6 +9,7 @@ mod desktop;
 mod identity;
 mod ids;
 mod names;
+mod policy;
 mod template;
 mod time;
 
@@ -16,6 +17,9 @@ pub use access::{Principal, can_manage_template, can_view_template};
 pub use desktop::{Desktop, DesktopState};
 pub use identity::{Group, Role, User};
 pub use ids::{DesktopId, GroupId, TemplateId, UserId};
+pub use policy::{
+    AccessPolicy, Date, Denial, ExtraOpening, LocalTime, Minute, NetworkRule, Schedule, WeeklyWindow, Weekday,
+};
 pub use names::{
     NameError, validate_group_name, validate_tag, validate_template_name, validate_username,
 };
@@ -26,6 +30,8 @@ pub use template::{
 pub use time::UnixMillis;
 
 mod audit;
+mod course;
+pub use course::{Course, CourseId, CourseSchedule};
 pub use audit::{AuditAction, AuditEntry, AuditOutcome};
 
 /// A value that could not be parsed from its textual form.

@@ -97,6 +97,8 @@ pub struct TemplateSpec {
     pub idle_timeout_min: Option<u32>,
     /// End a desktop this long after launch at the latest.
     pub max_lifetime_min: Option<u32>,
+    /// How many started, never-used desktops to keep ready for on-demand launches.
+    pub warm_pool: u32,
 }
 
 /// How osvdi tells that a desktop of a template has finished booting.
@@ -208,6 +210,9 @@ impl TemplateSpec {
             }
             _ => {}
         }
+        if self.warm_pool > 100 {
+            return Err(SpecError::Field("warm_pool is at most 100"));
+        }
         if self.idle_timeout_min == Some(0) || self.max_lifetime_min == Some(0) {
             return Err(SpecError::Field(
                 "timeouts are at least one minute (leave them out for none)",
@@ -238,6 +243,8 @@ pub struct Template {
     pub spec: TemplateSpec,
     pub owner: UserId,
     pub visibility: Visibility,
+    /// From where and when its desktops may be used.
+    pub policy: crate::AccessPolicy,
     /// The groups it is shared with; meaningful when `visibility` is [`Visibility::Groups`].
     pub shared_with: Vec<GroupId>,
     /// The newest ready version, if any: what a new desktop starts from.
@@ -281,6 +288,7 @@ mod tests {
             ready: ReadyRule::default(),
             idle_timeout_min: None,
             max_lifetime_min: Some(480),
+            warm_pool: 0,
         }
     }
 

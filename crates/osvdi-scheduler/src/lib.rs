@@ -9,8 +9,8 @@
 //!
 //! Entry points: [`place`] (one desktop, now), [`admit_course`] (a course into a
 //! [`Calendar`]), [`admit_on_demand`] (a desktop asked for now, beside the calendar),
-//! [`plan_warm`] (pre-start and stop actions), [`simulate`] (a day or week of courses and
-//! arrivals).
+//! [`plan_warm`] (pre-start and stop actions), [`simulate`] (days to a semester of courses and
+//! arrivals, with boot times and warm pools).
 //!
 //! How the pieces fit: `model` and `usage` describe hosts, GPUs (one-type NVIDIA or mixed
 //! GVT-g) and what is in use; `placement` filters and weighs hosts for one desktop;
@@ -54,6 +54,9 @@ pub use ondemand::{
 pub use osvdi_model::UnixMillis;
 pub use placement::{PlaceOptions, Placement, host_fits, place, rank};
 pub use rng::SplitMix64;
-pub use sim::{Arrivals, CourseAttendance, Outcomes, SimConfig, SimReport, simulate};
+pub use sim::{
+    Arrivals, BootTime, CourseAttendance, Outcomes, Rate, SimConfig, SimReport, Waits, WarmPools,
+    WeekProfile, simulate,
+};
 pub use usage::{GpuBlock, GpuUsage, HostUsage, Usage, gpu_room};
 pub use warm::{BootSample, PoolDesktop, WarmAction, WarmSettings, lead_time, plan_warm};

@@ -1,12 +1,12 @@
 //! A sample site and teaching week for the simulator: what `osvdi simulate` and the tests run
 //! when given nothing else.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::calendar::{Course, Schedule, Weekly};
 use crate::civil::{DAY_MS, Date, Weekday};
 use crate::model::{DesktopRequest, Gpu, Host, Inventory, Resources};
-use crate::sim::{Arrivals, CourseAttendance, SimConfig};
+use crate::sim::{Arrivals, CourseAttendance, Rate, SimConfig};
 
 fn weekly(days: &[Weekday], start_minute: u32, minutes: u32) -> Schedule {
     // Fixed, valid dates: the week of Monday 2025-03-03.
@@ -75,7 +75,7 @@ impl SimConfig {
         ];
         let stream = |request: &DesktopRequest, per_hour, mean_minutes| Arrivals {
             request: request.clone(),
-            per_hour,
+            rate: Rate::PerHour(per_hour),
             mean_minutes,
             groups: vec!["staff".into()],
         };
@@ -94,6 +94,8 @@ impl SimConfig {
                 stream(&fiji, 3, 120),
                 stream(&dl, 1, 240),
             ],
+            boot_times: BTreeMap::new(),
+            warm: None,
             seed,
         }
     }

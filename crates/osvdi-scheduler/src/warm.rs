@@ -152,12 +152,16 @@ pub fn plan_warm(
             });
         }
     }
-    // Reservations being prepared or running.
+    // Reservations being prepared or running. One lead time per template: a semester's
+    // calendar has hundreds of reservations of a few templates.
+    let mut leads: BTreeMap<&TemplateKey, i64> = BTreeMap::new();
     for r in calendar.reservations() {
         if r.shape.persistent || now >= r.end {
             continue;
         }
-        let lead = lead_time(&r.shape.template, boots, settings);
+        let lead = *leads
+            .entry(&r.shape.template)
+            .or_insert_with(|| lead_time(&r.shape.template, boots, settings));
         if now.0 < r.start.0.saturating_sub(lead) || now.0 >= r.end.0.saturating_sub(lead) {
             continue;
         }

@@ -7,6 +7,8 @@ mod client;
 mod error;
 mod extract;
 mod metrics;
+mod proxy;
+mod web;
 mod wire;
 
 use std::net::SocketAddr;

@@ -29,6 +29,8 @@ pub(crate) struct LoginResponse {
     pub token: String,
     pub expires_at: String,
     pub user: UserDto,
+    /// The desktop started for this person at login, when their only template auto-assigns.
+    pub session: Option<SessionDto>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -121,6 +123,9 @@ pub(crate) struct CreateTemplate {
     pub idle_timeout_min: Option<u32>,
     /// End desktops this many minutes after launch at the latest.
     pub max_lifetime_min: Option<u32>,
+    /// Keep this many started, never-used desktops ready for instant launches (default 0).
+    #[serde(default)]
+    pub warm_pool: u32,
     /// `private` (default), `groups` or `everyone`.
     #[serde(default = "default_visibility")]
     pub visibility: String,
@@ -155,6 +160,7 @@ pub(crate) struct UpdateTemplate {
     pub idle_timeout_min: Option<u32>,
     /// Set to 0 to remove the limit.
     pub max_lifetime_min: Option<u32>,
+    pub warm_pool: Option<u32>,
 }
 
 #[derive(Deserialize, Serialize, ToSchema)]
@@ -180,17 +186,26 @@ pub(crate) struct TemplateDto {
     pub ready: String,
     pub idle_timeout_min: Option<u32>,
     pub max_lifetime_min: Option<u32>,
+    pub warm_pool: u32,
     pub owner_id: String,
     pub visibility: String,
     pub groups: Vec<String>,
     /// The newest ready version: what a new desktop starts from. `null` until an image is uploaded.
     pub current_version: Option<u32>,
+    /// From where and when its desktops may be used.
+    pub policy: PolicyDto,
+    /// Whether the caller may launch it now, from where they are.
+    pub available: bool,
+    /// The policy in a sentence.
+    pub access: String,
+    /// Why not, when not available.
+    pub denied_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
 impl TemplateDto {
-    pub(crate) fn new(t: &Template, groups: Vec<String>) -> Self {
+    pub(crate) fn new(t: &Template, groups: Vec<String>, access: osvdi_core::Access) -> Self {
         TemplateDto {
             id: t.id.to_string(),
             name: t.spec.name.clone(),
@@ -205,10 +220,15 @@ impl TemplateDto {
             ready: t.spec.ready.to_string(),
             idle_timeout_min: t.spec.idle_timeout_min,
             max_lifetime_min: t.spec.max_lifetime_min,
+            warm_pool: t.spec.warm_pool,
             owner_id: t.owner.to_string(),
             visibility: t.visibility.to_string(),
             groups,
             current_version: t.current_version,
+            policy: PolicyDto::from(&t.policy),
+            available: access.available,
+            access: access.description,
+            denied_reason: access.denied_reason,
             created_at: rfc3339(t.created_at),
             updated_at: rfc3339(t.updated_at),
         }
@@ -304,6 +324,7 @@ impl CreateTemplate {
                 .unwrap_or_default(),
             idle_timeout_min: self.idle_timeout_min,
             max_lifetime_min: self.max_lifetime_min,
+            warm_pool: self.warm_pool,
         };
         Ok((spec, parse(&self.visibility)?, self.groups))
     }
@@ -347,6 +368,9 @@ impl UpdateTemplate {
         if let Some(v) = self.max_lifetime_min {
             spec.max_lifetime_min = Some(v).filter(|m| *m > 0);
         }
+        if let Some(v) = self.warm_pool {
+            spec.warm_pool = v;
+        }
         Ok(spec)
     }
 }
@@ -374,6 +398,10 @@ pub(crate) struct SessionDto {
     pub last_activity: String,
     /// When it ends at the latest.
     pub expires_at: Option<String>,
+    /// The course whose reservation this desktop draws from, if any.
+    pub course_id: Option<String>,
+    /// Whether a browser console is connected now.
+    pub connected: bool,
 }
 
 impl From<&osvdi_model::Desktop> for SessionDto {
@@ -389,8 +417,29 @@ impl From<&osvdi_model::Desktop> for SessionDto {
             state_since: rfc3339(d.state_since),
             last_activity: rfc3339(d.last_activity),
             expires_at: d.expires_at.map(rfc3339),
+            course_id: d.reservation.as_deref().and_then(|r| r.split([':', '~']).next()).map(str::to_owned),
+            connected: false,
         }
     }
+}
+
+impl SessionDto {
+    /// The session with what only the running server knows (console connected or not).
+    pub(crate) fn live(d: &osvdi_model::Desktop, core: &osvdi_core::Core) -> Self {
+        SessionDto {
+            connected: core.is_connected(d.id),
+            ..SessionDto::from(d)
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ConsoleDto {
+    /// One-time, valid for 60 s, for this person only.
+    pub token: String,
+    /// The WebSocket to open with it (`GET /ws/console?token=...`, subprotocol `binary`).
+    pub url: String,
+    pub expires_at: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -473,5 +522,159 @@ impl From<&osvdi_compute::mdev::PhysicalGpu> for GpuDto {
                 })
                 .collect(),
         }
+    }
+}
+
+/// A template's access policy.
+#[derive(Deserialize, Serialize, ToSchema)]
+pub(crate) struct PolicyDto {
+    /// Client networks: names from the site's `[networks]` ("campus") or CIDRs. Empty: anywhere.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// When: `null` for any time.
+    #[serde(default)]
+    pub schedule: Option<ScheduleDto>,
+    /// A person who may use only this template gets a desktop at login.
+    #[serde(default)]
+    pub auto_assign: bool,
+    /// Whether the browser console passes the clipboard.
+    #[serde(default = "default_true")]
+    pub clipboard: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+pub(crate) struct ScheduleDto {
+    /// An IANA time zone, e.g. `Europe/Berlin`.
+    pub time_zone: String,
+    pub windows: Vec<WindowDto>,
+    /// Dates (`YYYY-MM-DD`) on which the weekly windows do not apply.
+    #[serde(default)]
+    pub closed: Vec<String>,
+    /// Extra openings on single dates.
+    #[serde(default)]
+    pub extra: Vec<ExtraDto>,
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+pub(crate) struct WindowDto {
+    /// `mon` ... `sun`.
+    pub days: Vec<String>,
+    /// `HH:MM`, local time.
+    pub start: String,
+    /// `HH:MM` (up to `24:00`), local time.
+    pub end: String,
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+pub(crate) struct ExtraDto {
+    pub date: String,
+    pub start: String,
+    pub end: String,
+}
+
+fn hhmm(m: osvdi_model::Minute) -> String {
+    format!("{:02}:{:02}", m / 60, m % 60)
+}
+
+pub(crate) fn minute(s: &str) -> Result<osvdi_model::Minute, ApiError> {
+    let bad = || ApiError::bad_request(format!("Invalid time '{s}'; use HH:MM"));
+    let (h, m) = s.split_once(':').ok_or_else(bad)?;
+    let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if m > 59 || h * 60 + m > 24 * 60 {
+        return Err(bad());
+    }
+    Ok(h * 60 + m)
+}
+
+pub(crate) fn date(s: &str) -> Result<osvdi_model::Date, ApiError> {
+    let bad = || ApiError::bad_request(format!("Invalid date '{s}'; use YYYY-MM-DD"));
+    let mut it = s.splitn(3, '-');
+    let (y, m, d) = (it.next().ok_or_else(bad)?, it.next().ok_or_else(bad)?, it.next().ok_or_else(bad)?);
+    let date = osvdi_model::Date {
+        year: y.parse().map_err(|_| bad())?,
+        month: m.parse().map_err(|_| bad())?,
+        day: d.parse().map_err(|_| bad())?,
+    };
+    if !(1..=12).contains(&date.month) || !(1..=31).contains(&date.day) {
+        return Err(bad());
+    }
+    Ok(date)
+}
+
+impl From<&osvdi_model::AccessPolicy> for PolicyDto {
+    fn from(p: &osvdi_model::AccessPolicy) -> Self {
+        PolicyDto {
+            networks: p
+                .networks
+                .iter()
+                .map(|n| match n {
+                    osvdi_model::NetworkRule::Named(name) => name.clone(),
+                    osvdi_model::NetworkRule::Cidr(c) => c.to_string(),
+                })
+                .collect(),
+            schedule: p.schedule.as_ref().map(|s| ScheduleDto {
+                time_zone: s.time_zone.clone(),
+                windows: s
+                    .windows
+                    .iter()
+                    .map(|w| WindowDto {
+                        days: w.days.iter().map(|d| d.as_str().to_owned()).collect(),
+                        start: hhmm(w.start),
+                        end: hhmm(w.end),
+                    })
+                    .collect(),
+                closed: s.closed.iter().map(ToString::to_string).collect(),
+                extra: s
+                    .extra
+                    .iter()
+                    .map(|e| ExtraDto { date: e.date.to_string(), start: hhmm(e.start), end: hhmm(e.end) })
+                    .collect(),
+            }),
+            auto_assign: p.auto_assign,
+            clipboard: p.clipboard,
+        }
+    }
+}
+
+impl PolicyDto {
+    pub(crate) fn into_policy(self) -> Result<osvdi_model::AccessPolicy, ApiError> {
+        use osvdi_model::{ExtraOpening, NetworkRule, Schedule, WeeklyWindow, Weekday};
+        let networks = self
+            .networks
+            .into_iter()
+            .map(|n| match n.parse() {
+                Ok(cidr) => NetworkRule::Cidr(cidr),
+                Err(_) => NetworkRule::Named(n),
+            })
+            .collect();
+        let schedule = match self.schedule {
+            None => None,
+            Some(s) => Some(Schedule {
+                time_zone: s.time_zone,
+                windows: s
+                    .windows
+                    .iter()
+                    .map(|w| {
+                        let days = w
+                            .days
+                            .iter()
+                            .map(|d| Weekday::parse(d).ok_or_else(|| ApiError::bad_request(format!("Unknown day '{d}'"))))
+                            .collect::<Result<_, _>>()?;
+                        Ok(WeeklyWindow { days, start: minute(&w.start)?, end: minute(&w.end)? })
+                    })
+                    .collect::<Result<_, ApiError>>()?,
+                closed: s.closed.iter().map(|d| date(d)).collect::<Result<_, _>>()?,
+                extra: s
+                    .extra
+                    .iter()
+                    .map(|e| Ok(ExtraOpening { date: date(&e.date)?, start: minute(&e.start)?, end: minute(&e.end)? }))
+                    .collect::<Result<_, ApiError>>()?,
+            }),
+        };
+        Ok(osvdi_model::AccessPolicy { networks, schedule, auto_assign: self.auto_assign, clipboard: self.clipboard })
     }
 }

@@ -41,6 +41,8 @@ fn desktop_from(row: &AnyRow) -> Result<Desktop> {
         state_since: millis(row, "state_since")?,
         last_activity: millis(row, "last_activity")?,
         expires_at: expires.map(UnixMillis),
+        reservation: row.try_get("reservation")?,
+        warm: row.try_get::<i64, _>("warm")? != 0,
     })
 }
 
@@ -74,7 +76,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM desktops WHERE owner_id = $1 AND state NOT IN ('ended', 'failed')",
+            "SELECT COUNT(*) AS n FROM desktops WHERE owner_id = $1 AND warm = 0 AND state NOT IN ('ended', 'failed')",
         )
         .bind(d.owner.to_string())
         .fetch_one(&mut *tx)
@@ -149,6 +151,75 @@ impl Store {
         Ok(())
     }
 
+    /// Hands a warm desktop of `template` to `owner`: a ready one first, then a booting one;
+    /// for `reservation`, one started for that slot, otherwise one of the on-demand pool.
+    /// Returns it (no longer warm), or `None` when there is none.
+    pub async fn claim_warm(
+        &self,
+        template: TemplateId,
+        reservation: Option<&str>,
+        owner: UserId,
+        expires_at: Option<UnixMillis>,
+        now: UnixMillis,
+    ) -> Result<Option<Desktop>> {
+        let rows = sqlx::query(
+            "SELECT id FROM desktops WHERE warm = 1 AND template_id = $1 AND state IN ('ready', 'booting') \
+             AND COALESCE(reservation, '') = $2 ORDER BY CASE state WHEN 'ready' THEN 0 ELSE 1 END, created_at",
+        )
+        .bind(template.to_string())
+        .bind(reservation.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let done = sqlx::query(
+                "UPDATE desktops SET owner_id = $1, warm = 0, last_activity = $2, expires_at = COALESCE($3, expires_at) \
+                 WHERE id = $4 AND warm = 1",
+            )
+            .bind(owner.to_string())
+            .bind(now.0)
+            .bind(expires_at.map(|t| t.0))
+            .bind(&id)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                return self.desktop(id.parse().map_err(|_| StoreError::Corrupt(id.clone()))?).await.map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves a warm desktop to its template's on-demand pool (its slot is over).
+    pub async fn release_warm(&self, id: DesktopId) -> Result<()> {
+        sqlx::query("UPDATE desktops SET reservation = NULL WHERE id = $1 AND warm = 1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Observed boot times (booting to ready), newest last, with their template.
+    pub async fn boot_times(&self, limit: u32) -> Result<Vec<(TemplateId, i64)>> {
+        let rows = sqlx::query(
+            "SELECT d.template_id, e.at AS ready_at, \
+             (SELECT MAX(b.at) FROM desktop_events b WHERE b.desktop_id = e.desktop_id AND b.to_state = 'booting' \
+              AND b.id < e.id) AS booting_at \
+             FROM desktop_events e JOIN desktops d ON d.id = e.desktop_id \
+             WHERE e.to_state = 'ready' AND e.from_state = 'booting' ORDER BY e.id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = vec![];
+        for r in rows.iter().rev() {
+            let booting: Option<i64> = r.try_get("booting_at")?;
+            if let Some(b) = booting {
+                out.push((parse(r, "template_id")?, r.try_get::<i64, _>("ready_at")? - b));
+            }
+        }
+        Ok(out)
+    }
+
     /// A desktop's state changes, oldest first.
     pub async fn desktop_events(&self, id: DesktopId) -> Result<Vec<DesktopEvent>> {
         let rows = sqlx::query("SELECT * FROM desktop_events WHERE desktop_id = $1 ORDER BY id")
@@ -173,8 +244,8 @@ impl Store {
 async fn insert_desktop(tx: &mut sqlx::Transaction<'static, sqlx::Any>, d: &Desktop) -> Result<()> {
     sqlx::query(
         "INSERT INTO desktops (id, owner_id, template_id, template_version, state, reason, created_at, \
-         updated_at, state_since, last_activity, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10)",
+         updated_at, state_since, last_activity, expires_at, reservation, warm) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12)",
     )
     .bind(d.id.to_string())
     .bind(d.owner.to_string())
@@ -186,6 +257,8 @@ async fn insert_desktop(tx: &mut sqlx::Transaction<'static, sqlx::Any>, d: &Desk
     .bind(d.state_since.0)
     .bind(d.last_activity.0)
     .bind(d.expires_at.map(|t| t.0))
+    .bind(d.reservation.as_deref())
+    .bind(i64::from(d.warm))
     .execute(&mut **tx)
     .await?;
     sqlx::query(

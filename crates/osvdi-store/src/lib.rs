@@ -6,9 +6,11 @@
 //! a value reads back the same from either engine.
 
 mod audit;
+mod courses;
 mod desktops;
 mod error;
 mod groups;
+mod policy;
 mod sessions;
 mod templates;
 #[cfg(feature = "testing")]

@@ -54,9 +54,11 @@ fn template_from(row: &AnyRow, shares: Vec<GroupId>) -> Result<Template> {
             ready: parse(row, "ready_rule")?,
             idle_timeout_min: opt_u32(row, "idle_timeout_min")?,
             max_lifetime_min: opt_u32(row, "max_lifetime_min")?,
+            warm_pool: u32_col(row, "warm_pool")?,
         },
         owner: parse(row, "owner_id")?,
         visibility: parse(row, "visibility")?,
+        policy: crate::policy::decode(&row.try_get::<String, _>("policy")?)?,
         shared_with: shares,
         current_version: current.and_then(|v| u32::try_from(v).ok()),
         created_at: millis(row, "created_at")?,
@@ -94,7 +96,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO templates (id, name, description, os, vcpus, memory_mb, disk_gb, vgpu_type, \
              protocols, tags, owner_id, visibility, created_at, updated_at, ready_rule, idle_timeout_min, \
-             max_lifetime_min) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             max_lifetime_min, warm_pool) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(t.id.to_string())
         .bind(&t.spec.name)
@@ -113,6 +116,7 @@ impl Store {
         .bind(t.spec.ready.to_string())
         .bind(t.spec.idle_timeout_min.map(i64::from))
         .bind(t.spec.max_lifetime_min.map(i64::from))
+        .bind(i64::from(t.spec.warm_pool))
         .execute(&mut *tx)
         .await?;
         replace_shares(&mut tx, t.id, &t.shared_with).await?;
@@ -193,7 +197,7 @@ impl Store {
         let done = sqlx::query(
             "UPDATE templates SET name = $1, description = $2, os = $3, vcpus = $4, memory_mb = $5, \
              disk_gb = $6, vgpu_type = $7, protocols = $8, tags = $9, updated_at = $10, ready_rule = $12, \
-             idle_timeout_min = $13, max_lifetime_min = $14 WHERE id = $11",
+             idle_timeout_min = $13, max_lifetime_min = $14, warm_pool = $15 WHERE id = $11",
         )
         .bind(&spec.name)
         .bind(&spec.description)
@@ -209,8 +213,23 @@ impl Store {
         .bind(spec.ready.to_string())
         .bind(spec.idle_timeout_min.map(i64::from))
         .bind(spec.max_lifetime_min.map(i64::from))
+        .bind(i64::from(spec.warm_pool))
         .execute(&self.pool)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Replaces a template's access policy.
+    pub async fn set_policy(&self, id: TemplateId, policy: &osvdi_model::AccessPolicy, now: UnixMillis) -> Result<()> {
+        let done = sqlx::query("UPDATE templates SET policy = $1, updated_at = $2 WHERE id = $3")
+            .bind(crate::policy::encode(policy))
+            .bind(now.0)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -1,6 +1,7 @@
 //! `osvdi bench launch`: time to desktop. Starts a throwaway site (temp data dir, SQLite, the
 //! local QEMU backend, the demo template) on a loopback port and measures, over HTTP, the time
 //! from `POST /api/v1/sessions` to the session being `ready` (the guest's ready marker seen).
+//! `osvdi bench placement` (in `bench/placement.rs`): the scheduler's placement among N hosts.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,10 +14,14 @@ use osvdi_server::{AppState, HttpConfig};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+mod placement;
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum BenchCommand {
     /// Time from launch request to ready desktop, for N desktops.
     Launch(LaunchArgs),
+    /// Time the scheduler's placement of one desktop among N hosts (in process).
+    Placement(placement::PlacementArgs),
 }
 
 #[derive(Args, Debug)]
@@ -30,7 +35,10 @@ pub(crate) struct LaunchArgs {
 }
 
 pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Launch(args) = command;
+    let args = match command {
+        BenchCommand::Launch(args) => args,
+        BenchCommand::Placement(args) => return placement::run(&args),
+    };
     if args.n == 0 {
         bail!("-n must be at least 1");
     }

@@ -32,6 +32,9 @@ pub(crate) struct FileConfig {
     pub images: ImagesFile,
     #[serde(default)]
     pub desktops: DesktopsFile,
+    /// Named client networks for template policies: `campus = ["10.0.0.0/8", "2001:db8::/32"]`.
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, Vec<IpNet>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +50,9 @@ pub(crate) struct DesktopsFile {
     pub boot_timeout_secs: Option<u64>,
     /// Where sysfs is, for the mdev inventory (default /sys).
     pub sysfs_root: Option<PathBuf>,
+    /// The host's capacity as the scheduler counts it.
+    pub host_vcpus: Option<u32>,
+    pub host_memory_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +146,13 @@ impl Site {
         }
         if let Some(root) = &f.desktops.sysfs_root {
             c.sysfs_root = root.clone();
+        }
+        c.networks = f.networks.clone();
+        if let Some(v) = f.desktops.host_vcpus {
+            c.host_vcpus = v;
+        }
+        if let Some(m) = f.desktops.host_memory_mb {
+            c.host_memory_mb = m;
         }
         c
     }

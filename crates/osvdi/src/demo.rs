@@ -82,6 +82,7 @@ pub(crate) async fn register(
                 ready: ReadyRule::SerialMarker("OSVDI-READY".into()),
                 idle_timeout_min: Some(120),
                 max_lifetime_min: Some(480),
+                warm_pool: 0,
             };
             let sharing = Sharing {
                 visibility: Visibility::Everyone,

@@ -7,6 +7,7 @@ mod bench;
 mod config;
 mod demo;
 mod serve;
+mod simulate;
 mod upload;
 
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// Simulate a site over weeks (hosts, GPUs, courses, on-demand load) with the real
+    /// scheduler, or find how many GPU hosts it needs (--sweep-hosts).
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Where a site's state is: shared by `serve` and `admin`.
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
             Command::Admin { site, command } => admin::run(site, command).await,
             Command::Template { command } => upload::run(command).await,
             Command::Bench { command } => bench::run(command).await,
+            Command::Simulate(args) => simulate::run(args),
             Command::Openapi => {
                 println!(
                     "{}",

@@ -4,7 +4,7 @@
 use osvdi_model::UnixMillis;
 use osvdi_scheduler::{
     Allocation, Arrivals, Calendar, Course, CourseAttendance, Decision, DesktopRequest, Gpu,
-    GpuSlot, Host, Inventory, OnDemand, PlaceOptions, Resources, Schedule, SimConfig, Slot,
+    GpuSlot, Host, Inventory, OnDemand, PlaceOptions, Rate, Resources, Schedule, SimConfig, Slot,
     Strategy as Weigh, Usage, admit_course, admit_on_demand, place, simulate,
 };
 use proptest::prelude::*;
@@ -275,7 +275,9 @@ proptest! {
             inventory: inv,
             courses,
             attendance: CourseAttendance { percent: 100, spread_minutes: 10 },
-            arrivals: vec![Arrivals { request: req, per_hour: 4, mean_minutes: 60, groups: vec![] }],
+            arrivals: vec![Arrivals { request: req, rate: Rate::PerHour(4), mean_minutes: 60, groups: vec![] }],
+            boot_times: Default::default(),
+            warm: None,
             seed,
         };
         let report = simulate(&cfg);

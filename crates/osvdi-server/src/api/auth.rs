@@ -8,7 +8,7 @@ use osvdi_core::CoreError;
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, Authed, ClientAddr, SESSION_COOKIE};
-use crate::wire::{LoginRequest, LoginResponse, MeDto, PasswordChange, UserDto, rfc3339};
+use crate::wire::{LoginRequest, LoginResponse, MeDto, PasswordChange, SessionDto, UserDto, rfc3339};
 
 fn session_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
@@ -37,11 +37,21 @@ pub(crate) async fn login(
         Err(_) => "denied",
     });
     let ok = result?;
+    // Auto-assign: a person whose only template says so gets their desktop right away.
+    let caller = s.core.caller_for(&ok.user, client).await?;
+    let session = match s.core.auto_assign(&caller).await {
+        Ok(d) => d.as_ref().map(SessionDto::from),
+        Err(e) => {
+            tracing::warn!(error = %e, user = %ok.user.name, "auto-assign at login failed");
+            None
+        }
+    };
     let max_age = s.core.now().until(ok.expires_at).as_secs();
     let body = LoginResponse {
         token: ok.token.clone(),
         expires_at: rfc3339(ok.expires_at),
         user: UserDto::from(&ok.user),
+        session,
     };
     let mut res = axum::Json(body).into_response();
     res.headers_mut().insert(

@@ -2,7 +2,10 @@
 
 mod accounts;
 mod auth;
+mod courses;
+mod console;
 mod sessions;
+mod spice;
 mod system;
 mod templates;
 
@@ -34,6 +37,7 @@ use crate::{AppState, metrics};
         (name = "auth", description = "Login sessions"),
         (name = "accounts", description = "Users and groups (admins)"),
         (name = "templates", description = "Desktop templates, images, versions, sharing"),
+        (name = "courses", description = "Course reservations and the capacity calendar"),
         (name = "sessions", description = "People's desktops: launch, watch, suspend, resume, end"),
         (name = "system", description = "Audit log")
     )
@@ -75,6 +79,10 @@ fn api() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(templates::upload_image))
         .routes(routes!(templates::share))
+        .routes(routes!(templates::set_policy))
+        .routes(routes!(courses::list, courses::create))
+        .routes(routes!(courses::delete))
+        .routes(routes!(courses::capacity))
         .routes(routes!(templates::versions))
         .routes(routes!(templates::delete_version))
         .routes(routes!(sessions::list, sessions::launch))
@@ -83,6 +91,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::resume))
         .routes(routes!(sessions::history))
         .routes(routes!(sessions::events))
+        .routes(routes!(spice::vv))
+        .routes(routes!(console::open))
+        .routes(routes!(console::relay))
         .routes(routes!(system::audit))
         .routes(routes!(system::gpus))
 }
@@ -97,6 +108,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let doc = Arc::new(doc);
     Router::new()
         .merge(api)
+        .merge(crate::web::routes())
         .route(
             "/api/v1/openapi.json",
             get(move || async move { axum::Json(doc.as_ref().clone()) }),
@@ -105,6 +117,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(system::metrics))
         .route_layer(from_fn_with_state(state.clone(), metrics::track))
         .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), crate::proxy::intercept))
         .with_state(state)
 }
 

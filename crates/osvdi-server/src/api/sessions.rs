@@ -40,7 +40,9 @@ pub(crate) async fn list(
     Query(p): Query<ListParams>,
 ) -> Result<Json<Vec<SessionDto>>, ApiError> {
     let ds = s.core.desktops(&auth.caller, p.all, p.live).await?;
-    Ok(Json(ds.iter().map(SessionDto::from).collect()))
+    Ok(Json(
+        ds.iter().map(|d| SessionDto::live(d, &s.core)).collect(),
+    ))
 }
 
 /// Launches a desktop of a template; answers at once while it is created and booted (watch
@@ -59,7 +61,7 @@ pub(crate) async fn launch(
         .parse()
         .map_err(|_| ApiError::not_found("Template"))?;
     let d = s.core.launch(&auth.caller, template).await?;
-    Ok((StatusCode::ACCEPTED, Json(SessionDto::from(&d))))
+    Ok((StatusCode::ACCEPTED, Json(SessionDto::live(&d, &s.core))))
 }
 
 /// One session.
@@ -71,7 +73,7 @@ pub(crate) async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<SessionDto>, ApiError> {
     let d = s.core.desktop(&auth.caller, session_id(&id)?).await?;
-    Ok(Json(SessionDto::from(&d)))
+    Ok(Json(SessionDto::live(&d, &s.core)))
 }
 
 /// Ends a session: the desktop stops and is destroyed.
@@ -84,7 +86,7 @@ pub(crate) async fn end(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<SessionDto>), ApiError> {
     let d = s.core.end(&auth.caller, session_id(&id)?).await?;
-    Ok((StatusCode::ACCEPTED, Json(SessionDto::from(&d))))
+    Ok((StatusCode::ACCEPTED, Json(SessionDto::live(&d, &s.core))))
 }
 
 /// Suspends a ready session (its state is saved to disk; it can be resumed later).
@@ -97,7 +99,7 @@ pub(crate) async fn suspend(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<SessionDto>), ApiError> {
     let d = s.core.suspend(&auth.caller, session_id(&id)?).await?;
-    Ok((StatusCode::ACCEPTED, Json(SessionDto::from(&d))))
+    Ok((StatusCode::ACCEPTED, Json(SessionDto::live(&d, &s.core))))
 }
 
 /// Resumes a suspended session.
@@ -110,7 +112,7 @@ pub(crate) async fn resume(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<SessionDto>), ApiError> {
     let d = s.core.resume(&auth.caller, session_id(&id)?).await?;
-    Ok((StatusCode::ACCEPTED, Json(SessionDto::from(&d))))
+    Ok((StatusCode::ACCEPTED, Json(SessionDto::live(&d, &s.core))))
 }
 
 /// A session's recorded state changes, oldest first.
@@ -174,7 +176,7 @@ pub(crate) async fn events(
                 },
             };
             let last = d.state.is_terminal();
-            let json = serde_json::to_string(&SessionDto::from(&d)).unwrap_or_default();
+            let json = serde_json::to_string(&SessionDto::live(&d, &core)).unwrap_or_default();
             let event = Event::default()
                 .event("state")
                 .id(rfc3339(d.state_since))

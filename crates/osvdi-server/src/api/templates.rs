@@ -11,14 +11,14 @@ use osvdi_model::{Template, TemplateId};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, Authed};
-use crate::wire::{CreateTemplate, SharingDto, TemplateDto, UpdateTemplate, VersionDto, parse};
+use crate::wire::{CreateTemplate, PolicyDto, SharingDto, TemplateDto, UpdateTemplate, VersionDto, parse};
 
 fn template_id(s: &str) -> Result<TemplateId, ApiError> {
     s.parse().map_err(|_| ApiError::not_found("Template"))
 }
 
-async fn dto(s: &AppState, t: &Template) -> Result<TemplateDto, ApiError> {
-    Ok(TemplateDto::new(t, s.core.share_names(t).await?))
+async fn dto(s: &AppState, caller: &osvdi_core::Caller, t: &Template) -> Result<TemplateDto, ApiError> {
+    Ok(TemplateDto::new(t, s.core.share_names(t).await?, s.core.access(caller, t)))
 }
 
 /// Lists the templates the caller may see.
@@ -31,7 +31,7 @@ pub(crate) async fn list(
     let ts = s.core.list_templates(&auth.caller).await?;
     let mut out = Vec::with_capacity(ts.len());
     for t in &ts {
-        out.push(dto(&s, t).await?);
+        out.push(dto(&s, &auth.caller, t).await?);
     }
     Ok(Json(out))
 }
@@ -57,7 +57,7 @@ pub(crate) async fn create(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(dto(&s, &t).await?)))
+    Ok((StatusCode::CREATED, Json(dto(&s, &auth.caller, &t).await?)))
 }
 
 /// One template.
@@ -70,7 +70,7 @@ pub(crate) async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<TemplateDto>, ApiError> {
     let t = s.core.template(&auth.caller, template_id(&id)?).await?;
-    Ok(Json(dto(&s, &t).await?))
+    Ok(Json(dto(&s, &auth.caller, &t).await?))
 }
 
 /// Changes a template's description (fields given are replaced).
@@ -89,7 +89,7 @@ pub(crate) async fn update(
         .core
         .update_template(&auth.caller, id, req.apply(current.spec)?)
         .await?;
-    Ok(Json(dto(&s, &t).await?))
+    Ok(Json(dto(&s, &auth.caller, &t).await?))
 }
 
 /// Deletes a template, its versions and images. Refused (409) while desktops use it.
@@ -212,6 +212,20 @@ async fn drain(body: Body) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
 }
 
+/// Sets from where and when the template's desktops may be used (its steward and admins).
+#[utoipa::path(put, path = "/api/v1/templates/{id}/policy", tag = "templates", request_body = PolicyDto,
+    params(("id" = String, Path)), security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = TemplateDto), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn set_policy(
+    State(s): State<AppState>,
+    auth: Authed,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PolicyDto>,
+) -> Result<Json<TemplateDto>, ApiError> {
+    let t = s.core.set_policy(&auth.caller, template_id(&id)?, req.into_policy()?).await?;
+    Ok(Json(dto(&s, &auth.caller, &t).await?))
+}
+
 /// Sets who may see and launch the template.
 #[utoipa::path(put, path = "/api/v1/templates/{id}/sharing", tag = "templates", request_body = SharingDto,
     params(("id" = String, Path)), security(("bearer" = []), ("cookie" = [])),
@@ -230,7 +244,7 @@ pub(crate) async fn share(
         .core
         .share_template(&auth.caller, template_id(&id)?, sharing)
         .await?;
-    Ok(Json(dto(&s, &t).await?))
+    Ok(Json(dto(&s, &auth.caller, &t).await?))
 }
 
 /// A template's versions, newest first.

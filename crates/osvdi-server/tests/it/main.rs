@@ -7,7 +7,12 @@ mod support;
 
 mod accounts;
 mod auth;
+mod courses;
+mod console;
+mod policies;
 mod sessions;
 mod sharing;
+mod spice;
 mod system;
 mod upload;
+mod x11;

@@ -99,18 +99,24 @@ impl Drop for TestServer {
 impl TestServer {
     /// Starts a server; `tune` may change the core's settings first.
     pub async fn start(db: Db, tune: impl FnOnce(&mut CoreConfig)) -> Option<TestServer> {
-        Self::start_inner(db, tune, false).await
+        Self::start_inner(db, tune, false, HttpConfig::default()).await
+    }
+
+    /// Starts a server with its own HTTP settings (trusted proxies, say).
+    pub async fn start_with_http(db: Db, tune: impl FnOnce(&mut CoreConfig), http: HttpConfig) -> Option<TestServer> {
+        Self::start_inner(db, tune, false, http).await
     }
 
     /// Starts a server that runs desktops on a real QEMU backend (TCG) with its reconciler.
     pub async fn with_desktops(db: Db, tune: impl FnOnce(&mut CoreConfig)) -> Option<TestServer> {
-        Self::start_inner(db, tune, true).await
+        Self::start_inner(db, tune, true, HttpConfig::default()).await
     }
 
     async fn start_inner(
         db: Db,
         tune: impl FnOnce(&mut CoreConfig),
         desktops: bool,
+        http_config: HttpConfig,
     ) -> Option<TestServer> {
         let dir = TempDir::new().unwrap();
         let url = match db {
@@ -146,7 +152,7 @@ impl TestServer {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState::new(core.clone(), HttpConfig::default());
+        let state = AppState::new(core.clone(), http_config);
         tokio::spawn(osvdi_server::serve(listener, state, shutdown.clone()));
         let http = reqwest::Client::new();
         let mut s = TestServer {

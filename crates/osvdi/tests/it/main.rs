@@ -7,3 +7,5 @@ mod support;
 mod lifecycle;
 mod restart;
 mod secrets;
+mod simulate;
+mod spice;

@@ -116,3 +116,117 @@ async fn no_secret_in_text_logs_at_trace_level() {
 async fn no_secret_in_json_logs_at_trace_level() {
     exercise_and_check(true).await;
 }
+
+/// Console tokens travel in a query string (`/ws/console?token=...`): they reach no log, even
+/// at trace level, whether the token is good, used again or made up.
+#[tokio::test]
+async fn no_console_token_in_the_logs() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let dir = TempDir::with_prefix_in("osvdi-e2e-", "/tmp").unwrap();
+    let data = dir.path().join("data");
+    let site = site_args(&data, None);
+    let out = osvdi()
+        .env("RUST_LOG", "warn")
+        .args(["template", "demo"])
+        .args(&site)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let password = stdout
+        .split("password '")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    let log = dir.path().join("serve.log");
+    let server = Server::start(&site, &log, &[("RUST_LOG", "trace")]);
+    let http = reqwest::Client::new();
+    let login = token(&http, &server, "admin", password).await;
+    let templates: serde_json::Value = http
+        .get(server.url("/api/v1/templates"))
+        .bearer_auth(&login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session: serde_json::Value = http
+        .post(server.url("/api/v1/sessions"))
+        .bearer_auth(&login)
+        .json(&json!({"template_id": templates[0]["id"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = session["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let s: serde_json::Value = http
+            .get(server.url(&format!("/api/v1/sessions/{id}")))
+            .bearer_auth(&login)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["state"] == "ready" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not ready: {s}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let grant: serde_json::Value = http
+        .post(server.url(&format!("/api/v1/sessions/{id}/console")))
+        .bearer_auth(&login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token_value = grant["token"].as_str().unwrap().to_owned();
+    let url = grant["url"].as_str().unwrap().to_owned();
+    let open = |url: String| {
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {login}").parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+    };
+    let (mut ws, _) = open(url.clone()).await.expect("the console opens");
+    let greeting = ws.next().await.unwrap().unwrap();
+    assert_eq!(greeting.into_data().as_ref(), b"RFB 003.008\n");
+    drop(ws);
+    assert!(open(url.clone()).await.is_err(), "used again");
+    let made_up = url.replace(
+        &token_value,
+        "MadeUpToken-0123456789abcdefghijklmnopqrstuvw",
+    );
+    assert!(open(made_up).await.is_err(), "made up");
+
+    let pid = std::fs::read_to_string(data.join("desktops").join(&id).join("qemu.pid"));
+    assert!(server.terminate().success());
+    if let Ok(pid) = pid {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status();
+    }
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logs.contains("/ws/console"),
+        "the relay's requests are logged by route"
+    );
+    for secret in [token_value.as_str(), "MadeUpToken"] {
+        assert!(
+            !logs.contains(secret),
+            "a console token appears in the server log"
+        );
+    }
+}

@@ -1,0 +1,3 @@
+-- Template access policies (SQLite). Keep in step with ../postgres/0003_policies.sql.
+-- JSON, see src/policy.rs; '' means the default policy (anyone it is shared with, any time, anywhere).
+ALTER TABLE templates ADD COLUMN policy TEXT NOT NULL DEFAULT '';
