@@ -31,6 +31,8 @@ struct Desk {
     ready_at: i64,
     /// Handed to someone.
     used: bool,
+    /// The share of its GPU's capacity its vGPU instance takes (0 without one).
+    vgpu_share: f64,
 }
 
 /// Boot times seen, the latest per template (as many as the lead time looks at).
@@ -337,6 +339,7 @@ impl Run<'_> {
         let window = self.cfg.warm.as_ref().map_or(1, |w| w.settings.window);
         self.boots.record(template, boot, window);
         self.count_switch(&a);
+        let vgpu_share = self.vgpu_share(&a);
         self.desks.insert(
             a.desktop.clone(),
             Desk {
@@ -344,6 +347,7 @@ impl Run<'_> {
                 reservation: a.reservation.clone(),
                 ready_at: at.0 + boot,
                 used,
+                vgpu_share,
             },
         );
         self.allocations.push(a);
@@ -542,23 +546,26 @@ impl Run<'_> {
             .max(u32::try_from(gpu_hosts).unwrap_or(u32::MAX));
     }
 
-    /// Adds the share of vGPU capacity in use now to the mean.
-    fn sample(&mut self) {
-        let mut share = 0.0;
-        for a in &self.allocations {
-            let (Some(g), Some(h)) = (&a.gpu, self.inv.host_index(&a.host)) else {
-                continue;
-            };
-            let gpu = &self.inv.hosts()[h].gpus[g.index];
-            let Some(ty) = gpu.supports(&g.mdev) else {
-                continue;
-            };
-            share += match gpu.sharing {
-                GpuSharing::SingleType => 1.0 / f64::from(ty.max_instances.max(1)),
-                GpuSharing::Mixed { budget } => f64::from(ty.weight) / f64::from(budget.max(1)),
-            };
+    /// The share of its GPU that the vGPU instance of `a` takes: one over the most
+    /// instances of its type, or its weight over the budget on a mixed GPU.
+    fn vgpu_share(&self, a: &Allocation) -> f64 {
+        let (Some(g), Some(h)) = (&a.gpu, self.inv.host_index(&a.host)) else {
+            return 0.0;
+        };
+        let gpu = &self.inv.hosts()[h].gpus[g.index];
+        let Some(ty) = gpu.supports(&g.mdev) else {
+            return 0.0;
+        };
+        match gpu.sharing {
+            GpuSharing::SingleType => 1.0 / f64::from(ty.max_instances.max(1)),
+            GpuSharing::Mixed { budget } => f64::from(ty.weight) / f64::from(budget.max(1)),
         }
-        self.vgpu_sum += share;
+    }
+
+    /// Adds the share of vGPU capacity in use now to the mean (every desktop holding room
+    /// has its desk).
+    fn sample(&mut self) {
+        self.vgpu_sum += self.desks.values().map(|d| d.vgpu_share).sum::<f64>();
         self.samples += 1;
     }
 

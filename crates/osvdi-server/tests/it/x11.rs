@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// A child process killed (and reaped) when dropped.
 pub struct Guard(pub Child);
@@ -62,36 +61,34 @@ pub struct Xvfb {
 }
 
 impl Xvfb {
+    /// Starts Xvfb on a display number it picks itself (`-displayfd`: it takes the first free
+    /// one and writes it out once it accepts clients).
     pub fn start(width: u32, height: u32) -> Xvfb {
-        // Display numbers from the process id, skipping any in use.
-        let base = 100 + std::process::id() % 400;
-        for n in (base..base + 100).map(|n| n % 500 + 100) {
-            if Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            {
-                continue;
-            }
-            let child = Command::new("Xvfb")
-                .arg(format!(":{n}"))
-                .args(["-screen", "0", &format!("{width}x{height}x24")])
-                .args(["-nolisten", "tcp", "-br", "-noreset"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start Xvfb");
-            let mut process = Guard(child);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline && process.running() {
-                if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-                    return Xvfb {
-                        display: format!(":{n}"),
-                        _process: process,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        use std::io::BufRead;
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                &format!("{width}x{height}x24"),
+            ])
+            .args(["-nolisten", "tcp", "-br", "-noreset"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb");
+        let stdout = child.stdout.take().unwrap();
+        let process = Guard(child);
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let n: u32 = line.trim().parse().expect("Xvfb did not start");
+        Xvfb {
+            display: format!(":{n}"),
+            _process: process,
         }
-        panic!("could not start Xvfb");
     }
 
     /// The whole screen as RGB pixels; also written as PNG to `png` when given.
