@@ -28,9 +28,24 @@ fn require_admin(caller: &Caller) -> Result<()> {
 
 impl Core {
     /// The caller an account acts as, with its current groups.
-    pub async fn caller_for(&self, user: &User, client: Option<std::net::IpAddr>) -> Result<Caller> {
-        let groups = self.store.groups_of(user.id).await?.into_iter().map(|g| g.id).collect();
-        let who = osvdi_model::Principal { id: user.id, name: user.name.clone(), role: user.role, groups };
+    pub async fn caller_for(
+        &self,
+        user: &User,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Caller> {
+        let groups = self
+            .store
+            .groups_of(user.id)
+            .await?
+            .into_iter()
+            .map(|g| g.id)
+            .collect();
+        let who = osvdi_model::Principal {
+            id: user.id,
+            name: user.name.clone(),
+            role: user.role,
+            groups,
+        };
         Ok(Caller { who, client })
     }
 

@@ -5,8 +5,8 @@
 //! saving is handed to it as one segment per offset (split where the offset changes).
 
 use osvdi_model::{
-    AuditAction, AuditOutcome, Course, CourseId, CourseSchedule, Date, DesktopId, GroupId, Template, TemplateId,
-    UnixMillis, Weekday, can_manage_template,
+    AuditAction, AuditOutcome, Course, CourseId, CourseSchedule, Date, DesktopId, GroupId,
+    Template, TemplateId, UnixMillis, Weekday, can_manage_template,
 };
 use osvdi_scheduler as sched;
 use osvdi_store::StoreError;
@@ -50,7 +50,8 @@ fn sched_weekday(d: Weekday) -> sched::Weekday {
 }
 
 fn sched_date(d: Date) -> Result<sched::Date> {
-    sched::Date::new(i32::from(d.year), d.month, d.day).map_err(|e| CoreError::Invalid(e.to_string()))
+    sched::Date::new(i32::from(d.year), d.month, d.day)
+        .map_err(|e| CoreError::Invalid(e.to_string()))
 }
 
 pub(crate) fn shape(t: &Template) -> sched::DesktopRequest {
@@ -69,7 +70,10 @@ pub(crate) fn shape(t: &Template) -> sched::DesktopRequest {
 /// A stored reservation tag ("course:index") as the scheduler's slot.
 pub(crate) fn slot_ref(tag: &str) -> Option<sched::SlotRef> {
     let (course, index) = tag.rsplit_once(':')?;
-    Some(sched::SlotRef { course: sched::CourseId::from(course.to_owned()), index: index.parse().ok()? })
+    Some(sched::SlotRef {
+        course: sched::CourseId::from(course.to_owned()),
+        index: index.parse().ok()?,
+    })
 }
 
 /// The UTC offset (minutes) of `tz` at local `date` `minute`.
@@ -84,7 +88,9 @@ fn offset_at(tz: &jiff::tz::TimeZone, date: Date, minute: u16) -> Result<i32> {
         0,
     )
     .map_err(|e| CoreError::Invalid(format!("Invalid date {date}: {e}")))?;
-    let zoned = civil.to_zoned(tz.clone()).map_err(|e| CoreError::Invalid(e.to_string()))?;
+    let zoned = civil
+        .to_zoned(tz.clone())
+        .map_err(|e| CoreError::Invalid(e.to_string()))?;
     Ok(zoned.offset().seconds() / 60)
 }
 
@@ -99,15 +105,30 @@ fn sched_courses(c: &Course, t: &Template, group: &GroupId) -> Result<Vec<sched:
         utc_offset_minutes: offset,
     };
     match &c.schedule {
-        CourseSchedule::Once { start, end } => {
-            Ok(vec![base(c.id.to_string(), sched::Schedule::Once(sched::Slot { start: *start, end: *end }), 0)])
-        }
-        CourseSchedule::Weekly { first, last, days, start, end, except, time_zone } => {
+        CourseSchedule::Once { start, end } => Ok(vec![base(
+            c.id.to_string(),
+            sched::Schedule::Once(sched::Slot {
+                start: *start,
+                end: *end,
+            }),
+            0,
+        )]),
+        CourseSchedule::Weekly {
+            first,
+            last,
+            days,
+            start,
+            end,
+            except,
+            time_zone,
+        } => {
             let tz = jiff::tz::TimeZone::get(time_zone)
                 .map_err(|_| CoreError::Invalid(format!("Unknown time zone '{time_zone}'")))?;
             let (first_s, last_s) = (sched_date(*first)?, sched_date(*last)?);
             if last_s.days_since_epoch() < first_s.days_since_epoch() {
-                return Err(CoreError::Invalid("The course's last day is before its first".into()));
+                return Err(CoreError::Invalid(
+                    "The course's last day is before its first".into(),
+                ));
             }
             // Walk the days, cutting a new segment where the offset changes.
             let mut segments: Vec<(i64, i64, i32)> = vec![];
@@ -124,8 +145,10 @@ fn sched_courses(c: &Course, t: &Template, group: &GroupId) -> Result<Vec<sched:
                     _ => segments.push((day, day, off)),
                 }
             }
-            let except: std::collections::BTreeSet<sched::Date> =
-                except.iter().map(|d| sched_date(*d)).collect::<Result<_>>()?;
+            let except: std::collections::BTreeSet<sched::Date> = except
+                .iter()
+                .map(|d| sched_date(*d))
+                .collect::<Result<_>>()?;
             let many = segments.len() > 1;
             segments
                 .into_iter()
@@ -139,7 +162,11 @@ fn sched_courses(c: &Course, t: &Template, group: &GroupId) -> Result<Vec<sched:
                         minutes: u32::from(end.saturating_sub(*start)),
                         except: except.clone(),
                     };
-                    let id = if many { format!("{}~{i}", c.id) } else { c.id.to_string() };
+                    let id = if many {
+                        format!("{}~{i}", c.id)
+                    } else {
+                        c.id.to_string()
+                    };
                     Ok(base(id, sched::Schedule::Weekly(weekly), off))
                 })
                 .collect()
@@ -154,7 +181,11 @@ impl Core {
         let host = sched::Host::new(
             LOCAL,
             "local",
-            sched::Resources { vcpus: c.host_vcpus, memory_mb: c.host_memory_mb, disk_gb: c.host_disk_gb },
+            sched::Resources {
+                vcpus: c.host_vcpus,
+                memory_mb: c.host_memory_mb,
+                disk_gb: c.host_disk_gb,
+            },
         );
         sched::Inventory::new(vec![host]).map_err(|e| CoreError::Internal(e.to_string()))
     }
@@ -165,7 +196,9 @@ impl Core {
         for c in self.store.courses().await? {
             let t = self.store.template(c.template).await?;
             for sc in sched_courses(&c, &t, &c.group)? {
-                cal = cal.restore(sc).map_err(|e| CoreError::Internal(e.to_string()))?;
+                cal = cal
+                    .restore(sc)
+                    .map_err(|e| CoreError::Internal(e.to_string()))?;
             }
         }
         Ok(cal)
@@ -179,7 +212,11 @@ impl Core {
             let resources = match shapes.get(&d.template) {
                 Some(r) => *r,
                 None => {
-                    let r = self.store.template(d.template).await.map(|t| shape(&t).resources)?;
+                    let r = self
+                        .store
+                        .template(d.template)
+                        .await
+                        .map(|t| shape(&t).resources)?;
                     shapes.insert(d.template, r);
                     r
                 }
@@ -206,11 +243,23 @@ impl Core {
         now: UnixMillis,
     ) -> Result<Option<osvdi_model::Desktop>> {
         let calendar = self.calendar().await?;
-        let groups: Vec<sched::GroupKey> = caller.who.groups.iter().map(|g| sched::GroupKey::from(g.to_string())).collect();
+        let groups: Vec<sched::GroupKey> = caller
+            .who
+            .groups
+            .iter()
+            .map(|g| sched::GroupKey::from(g.to_string()))
+            .collect();
         let template = sched::TemplateKey::from(t.id.to_string());
-        for r in calendar.active_at(now).filter(|r| r.shape.template == template && groups.contains(&r.group)) {
+        for r in calendar
+            .active_at(now)
+            .filter(|r| r.shape.template == template && groups.contains(&r.group))
+        {
             let tag = format!("{}:{}", r.slot.course, r.slot.index);
-            if let Some(w) = self.store.claim_warm(t.id, Some(&tag), caller.who.id, Some(r.end), now).await? {
+            if let Some(w) = self
+                .store
+                .claim_warm(t.id, Some(&tag), caller.who.id, Some(r.end), now)
+                .await?
+            {
                 return Ok(Some(w));
             }
         }
@@ -229,28 +278,41 @@ impl Core {
         let request = sched::OnDemand {
             desktop: sched::DesktopKey::from(id.to_string()),
             request: shape(t),
-            groups: caller.who.groups.iter().map(|g| sched::GroupKey::from(g.to_string())).collect(),
+            groups: caller
+                .who
+                .groups
+                .iter()
+                .map(|g| sched::GroupKey::from(g.to_string()))
+                .collect(),
             end,
         };
         let (calendar, allocations) = (self.calendar().await?, self.allocations().await?);
-        let decision = sched::admit_on_demand(now, &calendar, &self.inventory()?, &allocations, &request)
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let decision =
+            sched::admit_on_demand(now, &calendar, &self.inventory()?, &allocations, &request)
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
         match decision {
             sched::Decision::Admitted(a) => Ok(Admission {
                 end: a.end,
                 reservation: a.reservation.map(|s| format!("{}:{}", s.course, s.index)),
                 notice: None,
             }),
-            sched::Decision::Shortened { allocation, conflict } => Ok(Admission {
+            sched::Decision::Shortened {
+                allocation,
+                conflict,
+            } => Ok(Admission {
                 end: allocation.end,
-                reservation: allocation.reservation.map(|s| format!("{}:{}", s.course, s.index)),
+                reservation: allocation
+                    .reservation
+                    .map(|s| format!("{}:{}", s.course, s.index)),
                 notice: Some(format!(
                     "This desktop ends early, at {}: a course has reserved the room ({})",
                     sched::format_local(allocation.end.unwrap_or(now), 0),
                     conflict.describe(0)
                 )),
             }),
-            sched::Decision::Refused(r) => Err(CoreError::Conflict(format!("No room for this desktop now: {r}"))),
+            sched::Decision::Refused(r) => Err(CoreError::Conflict(format!(
+                "No room for this desktop now: {r}"
+            ))),
         }
     }
 
@@ -258,18 +320,26 @@ impl Core {
     /// accepted; otherwise refuses, naming the first slot that does not and what is missing.
     pub async fn create_course(&self, caller: &Caller, new: NewCourse) -> Result<Course> {
         if !caller.who.role.manages_templates() {
-            return Err(CoreError::Forbidden("Only stewards and admins book courses".into()));
+            return Err(CoreError::Forbidden(
+                "Only stewards and admins book courses".into(),
+            ));
         }
         let t = self.template(caller, new.template).await?;
         if !can_manage_template(&caller.who, &t) && !caller.who.role.is_admin() {
-            return Err(CoreError::Forbidden("Book courses on your own templates".into()));
+            return Err(CoreError::Forbidden(
+                "Book courses on your own templates".into(),
+            ));
         }
         let name = new.name.trim();
         if name.is_empty() || name.chars().count() > 100 {
-            return Err(CoreError::Invalid("A course needs a name of 1 to 100 characters".into()));
+            return Err(CoreError::Invalid(
+                "A course needs a name of 1 to 100 characters".into(),
+            ));
         }
         if new.desktops == 0 || new.desktops > 10_000 {
-            return Err(CoreError::Invalid("A course reserves 1 to 10000 desktops".into()));
+            return Err(CoreError::Invalid(
+                "A course reserves 1 to 10000 desktops".into(),
+            ));
         }
         let group = self
             .store
@@ -293,20 +363,39 @@ impl Core {
                 Ok(c) => c,
                 Err(sched::SchedError::CourseConflict(conflict)) => {
                     let object = format!("course:{}", course.id);
-                    self.record(caller, AuditAction::CourseCreate, object, AuditOutcome::Denied, conflict.to_string())
-                        .await;
+                    self.record(
+                        caller,
+                        AuditAction::CourseCreate,
+                        object,
+                        AuditOutcome::Denied,
+                        conflict.to_string(),
+                    )
+                    .await;
                     return Err(CoreError::Conflict(conflict.to_string()));
                 }
                 Err(e) => return Err(CoreError::Invalid(format!("Invalid course: {e}"))),
             };
         }
         match self.store.create_course(&course).await {
-            Err(StoreError::Conflict) => return Err(CoreError::Conflict(format!("A course named '{name}' exists"))),
+            Err(StoreError::Conflict) => {
+                return Err(CoreError::Conflict(format!(
+                    "A course named '{name}' exists"
+                )));
+            }
             r => r?,
         }
-        let detail = format!("{name}: {} x {} for {}", course.desktops, t.spec.name, group.name);
-        self.record(caller, AuditAction::CourseCreate, format!("course:{}", course.id), AuditOutcome::Success, detail)
-            .await;
+        let detail = format!(
+            "{name}: {} x {} for {}",
+            course.desktops, t.spec.name, group.name
+        );
+        self.record(
+            caller,
+            AuditAction::CourseCreate,
+            format!("course:{}", course.id),
+            AuditOutcome::Success,
+            detail,
+        )
+        .await;
         Ok(course)
     }
 
@@ -316,29 +405,58 @@ impl Core {
         if caller.who.role.manages_templates() {
             return Ok(all);
         }
-        Ok(all.into_iter().filter(|c| caller.who.groups.contains(&c.group)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|c| caller.who.groups.contains(&c.group))
+            .collect())
     }
 
     /// Names of groups, for display.
     pub async fn names_of_groups(&self, ids: &[GroupId]) -> Result<Vec<String>> {
-        Ok(self.store.groups_by_ids(ids).await?.into_iter().map(|g| g.name).collect())
+        Ok(self
+            .store
+            .groups_by_ids(ids)
+            .await?
+            .into_iter()
+            .map(|g| g.name)
+            .collect())
     }
 
     /// Deletes a course (its creator or an admin). Desktops already drawn from it keep running.
     pub async fn delete_course(&self, caller: &Caller, id: CourseId) -> Result<()> {
-        let c = self.store.course(id).await.map_err(|_| CoreError::NotFound("Course"))?;
+        let c = self
+            .store
+            .course(id)
+            .await
+            .map_err(|_| CoreError::NotFound("Course"))?;
         if c.created_by != caller.who.id && !caller.who.role.is_admin() {
-            return Err(CoreError::Forbidden("Only the course's creator and admins delete it".into()));
+            return Err(CoreError::Forbidden(
+                "Only the course's creator and admins delete it".into(),
+            ));
         }
         self.store.delete_course(id).await?;
-        self.record(caller, AuditAction::CourseDelete, format!("course:{id}"), AuditOutcome::Success, &c.name).await;
+        self.record(
+            caller,
+            AuditAction::CourseDelete,
+            format!("course:{id}"),
+            AuditOutcome::Success,
+            &c.name,
+        )
+        .await;
         Ok(())
     }
 
     /// The reservation slots of the next `days` days (admins: the capacity calendar).
-    pub async fn capacity(&self, caller: &Caller, from: UnixMillis, days: u32) -> Result<Vec<SlotView>> {
+    pub async fn capacity(
+        &self,
+        caller: &Caller,
+        from: UnixMillis,
+        days: u32,
+    ) -> Result<Vec<SlotView>> {
         if !caller.who.role.manages_templates() {
-            return Err(CoreError::Forbidden("Only stewards and admins see the capacity calendar".into()));
+            return Err(CoreError::Forbidden(
+                "Only stewards and admins see the capacity calendar".into(),
+            ));
         }
         let until = from.plus(std::time::Duration::from_secs(u64::from(days) * 86_400));
         let calendar = self.calendar().await?;
@@ -348,11 +466,21 @@ impl Core {
             .iter()
             .filter(|r| r.end > from && r.start < until)
             .map(|r| SlotView {
-                course: r.slot.course.as_str().split('~').next().unwrap_or_default().to_owned(),
+                course: r
+                    .slot
+                    .course
+                    .as_str()
+                    .split('~')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
                 start: r.start,
                 end: r.end,
                 reserved: r.count,
-                in_use: allocations.iter().filter(|a| a.reservation.as_ref() == Some(&r.slot)).count() as u32,
+                in_use: allocations
+                    .iter()
+                    .filter(|a| a.reservation.as_ref() == Some(&r.slot))
+                    .count() as u32,
             })
             .collect())
     }
@@ -406,8 +534,16 @@ mod tests {
             group: GroupId::random(),
             desktops: 3,
             schedule: CourseSchedule::Weekly {
-                first: Date { year: 2026, month: 10, day: 12 },
-                last: Date { year: 2027, month: 2, day: 5 },
+                first: Date {
+                    year: 2026,
+                    month: 10,
+                    day: 12,
+                },
+                last: Date {
+                    year: 2027,
+                    month: 2,
+                    day: 5,
+                },
                 days: vec![Weekday::Tue],
                 start: 10 * 60,
                 end: 12 * 60,

@@ -8,8 +8,8 @@ mod accounts;
 mod audit;
 mod auth;
 mod clock;
-mod courses;
 mod console;
+mod courses;
 mod error;
 mod gpus;
 mod images;
@@ -33,9 +33,9 @@ use osvdi_store::Store;
 
 pub use accounts::GroupWithMembers;
 pub use auth::{LoginOutcome, Session, generate_password};
-pub use courses::{NewCourse, SlotView};
 pub use clock::{Clock, ShiftedClock, SystemClock};
 pub use console::{CONSOLE_TOKEN_TTL, ConsoleLink, ConsoleToken};
+pub use courses::{NewCourse, SlotView};
 pub use error::CoreError;
 pub use osvdi_image::{ImageError, Limits as ImageLimits};
 pub use policy::Access;
@@ -107,7 +107,14 @@ fn default_vcpus() -> u32 {
 /// The host's memory less 2 GiB for itself, from /proc/meminfo (16 GiB if unreadable).
 fn default_memory_mb() -> u64 {
     let total_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-        m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+        m.lines().find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
     });
     total_kb.map_or(16 * 1024, |kb| (kb / 1024).saturating_sub(2048).max(512))
 }

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use osvdi_model::{
-    AccessPolicy, AuditAction, AuditOutcome, Date, Desktop, LocalTime, NetworkRule, Template, TemplateId, UnixMillis,
-    Weekday, can_manage_template,
+    AccessPolicy, AuditAction, AuditOutcome, Date, Desktop, LocalTime, NetworkRule, Template,
+    TemplateId, UnixMillis, Weekday, can_manage_template,
 };
 
 use crate::{Caller, Core, CoreError, Result};
@@ -25,8 +25,10 @@ pub struct Access {
 
 /// `now` as a civil time in the IANA zone `tz`.
 fn local_time(now: UnixMillis, tz: &str) -> Result<LocalTime> {
-    let zone = jiff::tz::TimeZone::get(tz).map_err(|_| CoreError::Invalid(format!("Unknown time zone '{tz}'")))?;
-    let ts = jiff::Timestamp::from_millisecond(now.0).map_err(|e| CoreError::Internal(e.to_string()))?;
+    let zone = jiff::tz::TimeZone::get(tz)
+        .map_err(|_| CoreError::Invalid(format!("Unknown time zone '{tz}'")))?;
+    let ts =
+        jiff::Timestamp::from_millisecond(now.0).map_err(|e| CoreError::Internal(e.to_string()))?;
     let dt = ts.to_zoned(zone).datetime();
     let weekday = Weekday::ALL[dt.weekday().to_monday_zero_offset() as usize];
     let minute = u16::try_from(i32::from(dt.hour()) * 60 + i32::from(dt.minute())).unwrap_or(0);
@@ -35,11 +37,19 @@ fn local_time(now: UnixMillis, tz: &str) -> Result<LocalTime> {
         month: u8::try_from(dt.month()).unwrap_or(1),
         day: u8::try_from(dt.day()).unwrap_or(1),
     };
-    Ok(LocalTime { date, weekday, minute })
+    Ok(LocalTime {
+        date,
+        weekday,
+        minute,
+    })
 }
 
 impl Core {
-    fn evaluate(&self, policy: &AccessPolicy, client: Option<IpAddr>) -> Result<std::result::Result<(), String>> {
+    fn evaluate(
+        &self,
+        policy: &AccessPolicy,
+        client: Option<IpAddr>,
+    ) -> Result<std::result::Result<(), String>> {
         let now = match &policy.schedule {
             Some(s) => Some(local_time(self.now(), &s.time_zone)?),
             None => None,
@@ -50,11 +60,17 @@ impl Core {
 
     /// Whether `caller` may launch or connect to a desktop of `template` from `client` now.
     /// The template's steward and admins are not bound by it (they maintain the template).
-    pub(crate) async fn check_access(&self, caller: &Caller, template: &Template, client: Option<IpAddr>) -> Result<()> {
+    pub(crate) async fn check_access(
+        &self,
+        caller: &Caller,
+        template: &Template,
+        client: Option<IpAddr>,
+    ) -> Result<()> {
         if can_manage_template(&caller.who, template) {
             return Ok(());
         }
-        self.evaluate(&template.policy, client)?.map_err(CoreError::Forbidden)
+        self.evaluate(&template.policy, client)?
+            .map_err(CoreError::Forbidden)
     }
 
     /// Availability of a template for the caller, for the catalogue.
@@ -66,15 +82,32 @@ impl Core {
             self.evaluate(&template.policy, caller.client)
         };
         match outcome {
-            Ok(Ok(())) => Access { available: true, description, denied_reason: None },
-            Ok(Err(reason)) => Access { available: false, description, denied_reason: Some(reason) },
-            Err(e) => Access { available: false, description, denied_reason: Some(e.to_string()) },
+            Ok(Ok(())) => Access {
+                available: true,
+                description,
+                denied_reason: None,
+            },
+            Ok(Err(reason)) => Access {
+                available: false,
+                description,
+                denied_reason: Some(reason),
+            },
+            Err(e) => Access {
+                available: false,
+                description,
+                denied_reason: Some(e.to_string()),
+            },
         }
     }
 
     /// Replaces a template's access policy (its steward and admins). Named networks must be
     /// defined in the site's configuration and the time zone must exist.
-    pub async fn set_policy(&self, caller: &Caller, id: TemplateId, policy: AccessPolicy) -> Result<Template> {
+    pub async fn set_policy(
+        &self,
+        caller: &Caller,
+        id: TemplateId,
+        policy: AccessPolicy,
+    ) -> Result<Template> {
         self.managed_template(caller, id).await?;
         for n in &policy.networks {
             if let NetworkRule::Named(name) = n
@@ -83,25 +116,40 @@ impl Core {
                 let known: Vec<&str> = self.config.networks.keys().map(String::as_str).collect();
                 return Err(CoreError::Invalid(format!(
                     "Unknown network '{name}'; the site defines: {}",
-                    if known.is_empty() { "none (see [networks] in the config file)".into() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none (see [networks] in the config file)".into()
+                    } else {
+                        known.join(", ")
+                    }
                 )));
             }
         }
         if let Some(s) = &policy.schedule {
             local_time(self.now(), &s.time_zone)?;
-            let windows = s.windows.iter().map(|w| (w.start, w.end, w.days.is_empty()));
+            let windows = s
+                .windows
+                .iter()
+                .map(|w| (w.start, w.end, w.days.is_empty()));
             let extras = s.extra.iter().map(|e| (e.start, e.end, false));
             for (start, end, no_days) in windows.chain(extras) {
                 if start >= end || end > 24 * 60 || no_days {
                     return Err(CoreError::Invalid(
-                        "Each time window needs days and a start before its end, within one day".into(),
+                        "Each time window needs days and a start before its end, within one day"
+                            .into(),
                     ));
                 }
             }
         }
         self.store.set_policy(id, &policy, self.now()).await?;
         let object = format!("template:{id}");
-        self.record(caller, AuditAction::TemplatePolicy, object, AuditOutcome::Success, policy.describe()).await;
+        self.record(
+            caller,
+            AuditAction::TemplatePolicy,
+            object,
+            AuditOutcome::Success,
+            policy.describe(),
+        )
+        .await;
         self.template(caller, id).await
     }
 
@@ -114,7 +162,9 @@ impl Core {
             .into_iter()
             .filter(|t| t.current_version.is_some() && self.access(caller, t).available)
             .collect();
-        let [only] = usable.as_slice() else { return Ok(None) };
+        let [only] = usable.as_slice() else {
+            return Ok(None);
+        };
         if !only.policy.auto_assign {
             return Ok(None);
         }
@@ -134,7 +184,10 @@ mod tests {
     fn local_time_follows_the_zone_and_daylight_saving() {
         // 2026-11-21 06:00 UTC is a Saturday, 07:00 in Berlin (CET, UTC+1).
         let t = local_time(UnixMillis(1_795_240_800_000), "Europe/Berlin").unwrap();
-        assert_eq!((t.weekday, t.minute, t.date.day), (Weekday::Sat, 7 * 60, 21));
+        assert_eq!(
+            (t.weekday, t.minute, t.date.day),
+            (Weekday::Sat, 7 * 60, 21)
+        );
         // 2026-07-01 06:00 UTC: 08:00 in Berlin (CEST, UTC+2), a Wednesday.
         let t = local_time(UnixMillis(1_782_885_600_000), "Europe/Berlin").unwrap();
         assert_eq!((t.weekday, t.minute), (Weekday::Wed, 8 * 60));

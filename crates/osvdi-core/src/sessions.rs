@@ -178,7 +178,10 @@ impl Core {
         let admission = self.admit_launch(caller, &t, d.id, expires).await?;
         if under_quota
             && admission.reservation.is_none()
-            && let Some(w) = self.store.claim_warm(t.id, None, caller.who.id, admission.end, now).await?
+            && let Some(w) = self
+                .store
+                .claim_warm(t.id, None, caller.who.id, admission.end, now)
+                .await?
         {
             return Ok(self.handed_over(caller, &t, w, now).await);
         }
@@ -216,12 +219,34 @@ impl Core {
     }
 
     /// Announces and audits a warm desktop handed to `caller`.
-    async fn handed_over(&self, caller: &Caller, t: &Template, w: Desktop, now: UnixMillis) -> Desktop {
-        let change = DesktopChange { desktop: w.id, owner: w.owner, state: w.state, reason: None, at: now };
+    async fn handed_over(
+        &self,
+        caller: &Caller,
+        t: &Template,
+        w: Desktop,
+        now: UnixMillis,
+    ) -> Desktop {
+        let change = DesktopChange {
+            desktop: w.id,
+            owner: w.owner,
+            state: w.state,
+            reason: None,
+            at: now,
+        };
         let _ = self.changes.send(change);
-        let detail = format!("template {} version {} (warm)", t.spec.name, w.template_version);
+        let detail = format!(
+            "template {} version {} (warm)",
+            t.spec.name, w.template_version
+        );
         let object = format!("session:{}", w.id);
-        self.record(caller, AuditAction::SessionLaunch, object, AuditOutcome::Success, detail).await;
+        self.record(
+            caller,
+            AuditAction::SessionLaunch,
+            object,
+            AuditOutcome::Success,
+            detail,
+        )
+        .await;
         w
     }
 

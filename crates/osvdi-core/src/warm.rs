@@ -40,16 +40,23 @@ impl Core {
             .collect();
         let calendar = self.calendar().await?;
         let live = self.store.desktops(None, true).await?;
-        if min_idle.is_empty() && calendar.reservations().is_empty() && !live.iter().any(|d| d.warm) {
+        if min_idle.is_empty() && calendar.reservations().is_empty() && !live.iter().any(|d| d.warm)
+        {
             return Ok(report);
         }
-        let settings = sched::WarmSettings { min_idle, ..sched::WarmSettings::default() };
+        let settings = sched::WarmSettings {
+            min_idle,
+            ..sched::WarmSettings::default()
+        };
         let boots: Vec<sched::BootSample> = self
             .store
             .boot_times(500)
             .await?
             .into_iter()
-            .map(|(t, millis)| sched::BootSample { template: sched::TemplateKey::from(t.to_string()), millis })
+            .map(|(t, millis)| sched::BootSample {
+                template: sched::TemplateKey::from(t.to_string()),
+                millis,
+            })
             .collect();
         let pool: Vec<sched::PoolDesktop> = live
             .iter()
@@ -64,8 +71,14 @@ impl Core {
         let now = self.now();
         for action in sched::plan_warm(now, &calendar, &boots, &settings, &pool) {
             match action {
-                sched::WarmAction::Start { template, count, reservation } => {
-                    let Some(t) = templates.get(template.as_str()) else { continue };
+                sched::WarmAction::Start {
+                    template,
+                    count,
+                    reservation,
+                } => {
+                    let Some(t) = templates.get(template.as_str()) else {
+                        continue;
+                    };
                     for _ in 0..count {
                         match self.start_warm(t, reservation.as_ref(), &calendar).await {
                             Ok(true) => report.started += 1,
@@ -84,8 +97,14 @@ impl Core {
                     }
                 }
                 sched::WarmAction::Stop { desktop } => {
-                    let Some(d) = live.iter().find(|d| d.id.to_string() == desktop.as_str()) else { continue };
-                    if self.end_for(d, Some("Ended: warm desktop no longer needed")).await.is_ok() {
+                    let Some(d) = live.iter().find(|d| d.id.to_string() == desktop.as_str()) else {
+                        continue;
+                    };
+                    if self
+                        .end_for(d, Some("Ended: warm desktop no longer needed"))
+                        .await
+                        .is_ok()
+                    {
                         report.stopped += 1;
                     }
                 }
@@ -99,8 +118,15 @@ impl Core {
 
     /// Starts one warm desktop of `t` (for `slot`, or the on-demand pool); false when the
     /// scheduler finds no room.
-    async fn start_warm(self: &Arc<Self>, t: &Template, slot: Option<&sched::SlotRef>, calendar: &sched::Calendar) -> Result<bool> {
-        let version = t.current_version.ok_or_else(|| CoreError::Internal("template without image".into()))?;
+    async fn start_warm(
+        self: &Arc<Self>,
+        t: &Template,
+        slot: Option<&sched::SlotRef>,
+        calendar: &sched::Calendar,
+    ) -> Result<bool> {
+        let version = t
+            .current_version
+            .ok_or_else(|| CoreError::Internal("template without image".into()))?;
         let now = self.now();
         let mut d = Desktop::requested(t.owner, t.id, version, now, None);
         d.warm = true;
@@ -108,7 +134,9 @@ impl Core {
         let allocations = self.allocations().await?;
         let inventory = self.inventory()?;
         let decision = match slot {
-            Some(s) => sched::admit_for_reservation(now, calendar, &inventory, &allocations, &key, s),
+            Some(s) => {
+                sched::admit_for_reservation(now, calendar, &inventory, &allocations, &key, s)
+            }
             None => {
                 let ask = sched::OnDemand {
                     desktop: key,
@@ -120,11 +148,19 @@ impl Core {
             }
         }
         .map_err(|e| CoreError::Internal(e.to_string()))?;
-        let Some(a) = decision.allocation() else { return Ok(false) };
+        let Some(a) = decision.allocation() else {
+            return Ok(false);
+        };
         d.expires_at = a.end;
         d.reservation = slot.map(|s| format!("{}:{}", s.course, s.index));
         self.store.create_desktop(&d).await?;
-        let _ = self.changes.send(crate::DesktopChange { desktop: d.id, owner: d.owner, state: d.state, reason: None, at: now });
+        let _ = self.changes.send(crate::DesktopChange {
+            desktop: d.id,
+            owner: d.owner,
+            state: d.state,
+            reason: None,
+            at: now,
+        });
         let core = Arc::clone(self);
         let template = t.clone();
         tokio::spawn(async move { core.provision(d, template).await });

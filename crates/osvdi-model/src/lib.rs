@@ -17,11 +17,12 @@ pub use access::{Principal, can_manage_template, can_view_template};
 pub use desktop::{Desktop, DesktopState};
 pub use identity::{Group, Role, User};
 pub use ids::{DesktopId, GroupId, TemplateId, UserId};
-pub use policy::{
-    AccessPolicy, Date, Denial, ExtraOpening, LocalTime, Minute, NetworkRule, Schedule, WeeklyWindow, Weekday,
-};
 pub use names::{
     NameError, validate_group_name, validate_tag, validate_template_name, validate_username,
+};
+pub use policy::{
+    AccessPolicy, Date, Denial, ExtraOpening, LocalTime, Minute, NetworkRule, Schedule, Weekday,
+    WeeklyWindow,
 };
 pub use template::{
     DisplayProtocol, ImageFormat, ReadyRule, SpecError, Template, TemplateSpec, TemplateVersion,
@@ -31,8 +32,8 @@ pub use time::UnixMillis;
 
 mod audit;
 mod course;
-pub use course::{Course, CourseId, CourseSchedule};
 pub use audit::{AuditAction, AuditEntry, AuditOutcome};
+pub use course::{Course, CourseId, CourseSchedule};
 
 /// A value that could not be parsed from its textual form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -23,8 +23,15 @@ pub enum Weekday {
 }
 
 impl Weekday {
-    pub const ALL: [Weekday; 7] =
-        [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+    pub const ALL: [Weekday; 7] = [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ];
 
     pub fn as_str(self) -> &'static str {
         ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][self as usize]
@@ -35,7 +42,9 @@ impl Weekday {
     }
 
     pub fn parse(s: &str) -> Option<Weekday> {
-        Weekday::ALL.into_iter().find(|d| d.as_str() == s.to_ascii_lowercase())
+        Weekday::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s.to_ascii_lowercase())
     }
 }
 
@@ -94,13 +103,19 @@ pub struct Schedule {
 impl Schedule {
     pub fn allows(&self, now: LocalTime) -> bool {
         let in_range = |start: Minute, end: Minute| start <= now.minute && now.minute < end;
-        if self.extra.iter().any(|e| e.date == now.date && in_range(e.start, e.end)) {
+        if self
+            .extra
+            .iter()
+            .any(|e| e.date == now.date && in_range(e.start, e.end))
+        {
             return true;
         }
         if self.closed.contains(&now.date) {
             return false;
         }
-        self.windows.iter().any(|w| w.days.contains(&now.weekday) && in_range(w.start, w.end))
+        self.windows
+            .iter()
+            .any(|w| w.days.contains(&now.weekday) && in_range(w.start, w.end))
     }
 }
 
@@ -135,7 +150,12 @@ pub struct AccessPolicy {
 
 impl Default for AccessPolicy {
     fn default() -> Self {
-        AccessPolicy { networks: vec![], schedule: None, auto_assign: false, clipboard: true }
+        AccessPolicy {
+            networks: vec![],
+            schedule: None,
+            auto_assign: false,
+            clipboard: true,
+        }
     }
 }
 
@@ -223,8 +243,12 @@ impl AccessPolicy {
                 })
             });
             if !inside {
-                let from = client.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
-                return Err(Denial(format!("This desktop is {}; you are connecting from {from}", self.describe())));
+                let from =
+                    client.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+                return Err(Denial(format!(
+                    "This desktop is {}; you are connecting from {from}",
+                    self.describe()
+                )));
             }
         }
         Ok(())
@@ -236,7 +260,15 @@ mod tests {
     use super::*;
 
     fn at(weekday: Weekday, h: u16, m: u16, day: u8) -> LocalTime {
-        LocalTime { date: Date { year: 2026, month: 11, day }, weekday, minute: h * 60 + m }
+        LocalTime {
+            date: Date {
+                year: 2026,
+                month: 11,
+                day,
+            },
+            weekday,
+            minute: h * 60 + m,
+        }
     }
 
     fn office_hours() -> AccessPolicy {
@@ -245,19 +277,41 @@ mod tests {
             schedule: Some(Schedule {
                 time_zone: "Europe/Berlin".into(),
                 windows: vec![WeeklyWindow {
-                    days: vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri],
+                    days: vec![
+                        Weekday::Mon,
+                        Weekday::Tue,
+                        Weekday::Wed,
+                        Weekday::Thu,
+                        Weekday::Fri,
+                    ],
                     start: 8 * 60,
                     end: 20 * 60,
                 }],
-                closed: vec![Date { year: 2026, month: 12, day: 24 }],
-                extra: vec![ExtraOpening { date: Date { year: 2026, month: 11, day: 21 }, start: 9 * 60, end: 13 * 60 }],
+                closed: vec![Date {
+                    year: 2026,
+                    month: 12,
+                    day: 24,
+                }],
+                extra: vec![ExtraOpening {
+                    date: Date {
+                        year: 2026,
+                        month: 11,
+                        day: 21,
+                    },
+                    start: 9 * 60,
+                    end: 13 * 60,
+                }],
             }),
             ..AccessPolicy::default()
         }
     }
 
     fn campus(name: &str) -> Vec<IpNet> {
-        if name == "campus" { vec!["10.0.0.0/8".parse().unwrap()] } else { vec![] }
+        if name == "campus" {
+            vec!["10.0.0.0/8".parse().unwrap()]
+        } else {
+            vec![]
+        }
     }
 
     #[test]
@@ -266,7 +320,10 @@ mod tests {
             office_hours().describe(),
             "available Mon–Fri 8:00–20:00 (Europe/Berlin), closed on 2026-12-24 from the campus network"
         );
-        assert_eq!(AccessPolicy::default().describe(), "available at any time from anywhere");
+        assert_eq!(
+            AccessPolicy::default().describe(),
+            "available at any time from anywhere"
+        );
         assert_eq!(days_label(&[Weekday::Mon, Weekday::Wed]), "Mon, Wed");
         assert_eq!(days_label(&Weekday::ALL), "every day");
     }
@@ -275,16 +332,41 @@ mod tests {
     fn time_windows_closed_dates_and_extra_openings() {
         let p = office_hours();
         let on_campus = Some("10.1.2.3".parse().unwrap());
-        assert!(p.check(on_campus, campus, Some(at(Weekday::Mon, 8, 0, 16))).is_ok());
-        assert!(p.check(on_campus, campus, Some(at(Weekday::Mon, 19, 59, 16))).is_ok());
-        let late = p.check(on_campus, campus, Some(at(Weekday::Mon, 20, 0, 16))).unwrap_err();
+        assert!(
+            p.check(on_campus, campus, Some(at(Weekday::Mon, 8, 0, 16)))
+                .is_ok()
+        );
+        assert!(
+            p.check(on_campus, campus, Some(at(Weekday::Mon, 19, 59, 16)))
+                .is_ok()
+        );
+        let late = p
+            .check(on_campus, campus, Some(at(Weekday::Mon, 20, 0, 16)))
+            .unwrap_err();
         assert!(late.0.ends_with("it is now Mon 20:00 there"), "{}", late.0);
-        assert!(p.check(on_campus, campus, Some(at(Weekday::Sun, 10, 0, 22))).is_err());
+        assert!(
+            p.check(on_campus, campus, Some(at(Weekday::Sun, 10, 0, 22)))
+                .is_err()
+        );
         // Saturday 21st: an extra opening 9:00-13:00.
-        assert!(p.check(on_campus, campus, Some(at(Weekday::Sat, 10, 0, 21))).is_ok());
-        assert!(p.check(on_campus, campus, Some(at(Weekday::Sat, 14, 0, 21))).is_err());
+        assert!(
+            p.check(on_campus, campus, Some(at(Weekday::Sat, 10, 0, 21)))
+                .is_ok()
+        );
+        assert!(
+            p.check(on_campus, campus, Some(at(Weekday::Sat, 14, 0, 21)))
+                .is_err()
+        );
         // Christmas Eve is a Thursday, but closed.
-        let xmas = LocalTime { date: Date { year: 2026, month: 12, day: 24 }, weekday: Weekday::Thu, minute: 600 };
+        let xmas = LocalTime {
+            date: Date {
+                year: 2026,
+                month: 12,
+                day: 24,
+            },
+            weekday: Weekday::Thu,
+            minute: 600,
+        };
         assert!(p.check(on_campus, campus, Some(xmas)).is_err());
     }
 
@@ -292,15 +374,33 @@ mod tests {
     fn networks_named_and_literal() {
         let p = office_hours();
         let monday = Some(at(Weekday::Mon, 9, 0, 16));
-        let away = p.check(Some("192.0.2.7".parse().unwrap()), campus, monday).unwrap_err();
-        assert!(away.0.contains("the campus network; you are connecting from 192.0.2.7"), "{}", away.0);
-        assert!(p.check(None, campus, monday).is_err(), "an unknown address is not on campus");
-        assert!(p.check(Some("10.0.0.1".parse().unwrap()), |_| vec![], monday).is_err(), "unknown name admits nobody");
+        let away = p
+            .check(Some("192.0.2.7".parse().unwrap()), campus, monday)
+            .unwrap_err();
+        assert!(
+            away.0
+                .contains("the campus network; you are connecting from 192.0.2.7"),
+            "{}",
+            away.0
+        );
+        assert!(
+            p.check(None, campus, monday).is_err(),
+            "an unknown address is not on campus"
+        );
+        assert!(
+            p.check(Some("10.0.0.1".parse().unwrap()), |_| vec![], monday)
+                .is_err(),
+            "unknown name admits nobody"
+        );
         let literal = AccessPolicy {
             networks: vec![NetworkRule::Cidr("2001:db8::/32".parse().unwrap())],
             ..AccessPolicy::default()
         };
-        assert!(literal.check(Some("2001:db8::5".parse().unwrap()), campus, None).is_ok());
+        assert!(
+            literal
+                .check(Some("2001:db8::5".parse().unwrap()), campus, None)
+                .is_ok()
+        );
         assert!(AccessPolicy::default().check(None, campus, None).is_ok());
     }
 }

@@ -1,12 +1,14 @@
-//! Benchmarks: one placement among 1,000 hosts with GPUs, and admitting a course into a
-//! calendar of 200 reservations. `cargo bench -p osvdi-scheduler`.
+//! Benchmarks: one placement among 100, 1,000 and 10,000 hosts with GPUs; admitting a course
+//! into a calendar of 200 reservations; admitting a whole 16-week timetable of 500 course
+//! slots. `cargo bench -p osvdi-scheduler`.
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use osvdi_scheduler::{
-    Calendar, Course, DesktopRequest, Gpu, Host, Inventory, OnDemand, PlaceOptions, Resources,
-    Schedule, Slot, SplitMix64, UnixMillis, Usage, admit_course, admit_on_demand, place,
+    Calendar, Course, Date, DesktopRequest, Gpu, Host, Inventory, OnDemand, PlaceOptions,
+    Resources, Schedule, Slot, SplitMix64, UnixMillis, Usage, Weekday, Weekly, admit_course,
+    admit_on_demand, place,
 };
 
 const H: i64 = 3_600_000;
@@ -47,6 +49,95 @@ fn fleet(n: usize, rng: &mut SplitMix64) -> (Inventory, Usage) {
         }
     }
     (inv, usage)
+}
+
+fn placement_scaling(c: &mut Criterion) {
+    let vgpu = DesktopRequest::new("fiji", Resources::new(4, 16_384, 50)).with_vgpu("nvidia-35");
+    let mut group = c.benchmark_group("place vgpu desktop");
+    for n in [100, 1_000, 10_000] {
+        let (inv, usage) = fleet(n, &mut SplitMix64::new(1));
+        group.bench_with_input(BenchmarkId::new("hosts", n), &n, |b, _| {
+            b.iter(|| place(&inv, &usage, black_box(&vgpu), &PlaceOptions::default()));
+        });
+    }
+    group.finish();
+}
+
+/// A semester: 16 weeks of weekly courses (31 courses, one weekday each, 8:00 to 18:00),
+/// 496 slots, plus 4 one-off exam slots: 500 slots of 2 to 12 desktops.
+fn timetable(rng: &mut SplitMix64) -> Vec<Course> {
+    let shapes = [
+        DesktopRequest::new("office", Resources::new(2, 4096, 20)),
+        DesktopRequest::new("fiji", Resources::new(4, 16_384, 50)).with_vgpu("nvidia-35"),
+    ];
+    let first: Date = "2027-03-01".parse().expect("date");
+    let last: Date = "2027-06-20".parse().expect("date");
+    let mut courses: Vec<Course> = (0..31)
+        .map(|i| {
+            let hour = 8 + rng.below(8) as u32;
+            Course {
+                id: format!("w{i}").into(),
+                group: format!("g{i}").into(),
+                shape: shapes[rng.below(2) as usize].clone(),
+                count: 2 + rng.below(11) as u32,
+                schedule: Schedule::Weekly(Weekly {
+                    first,
+                    last,
+                    days: [[
+                        Weekday::Mon,
+                        Weekday::Tue,
+                        Weekday::Wed,
+                        Weekday::Thu,
+                        Weekday::Fri,
+                    ][(i % 5) as usize]]
+                    .into_iter()
+                    .collect(),
+                    start_minute: hour * 60,
+                    minutes: 120,
+                    except: Default::default(),
+                }),
+                utc_offset_minutes: 60,
+            }
+        })
+        .collect();
+    for i in 0..4 {
+        let start = first.at(9 * 60, 60).0 + (100 + i) * 24 * H;
+        courses.push(Course {
+            id: format!("exam{i}").into(),
+            group: format!("x{i}").into(),
+            shape: shapes[0].clone(),
+            count: 10,
+            schedule: Schedule::Once(Slot {
+                start: UnixMillis(start),
+                end: UnixMillis(start + 3 * H),
+            }),
+            utc_offset_minutes: 60,
+        });
+    }
+    courses
+}
+
+fn semester(c: &mut Criterion) {
+    let mut rng = SplitMix64::new(3);
+    let (inv, _) = fleet(100, &mut rng);
+    let courses = timetable(&mut rng);
+    let slots: usize = courses
+        .iter()
+        .map(|c| c.slots().expect("valid").len())
+        .sum();
+    assert_eq!(slots, 500);
+    let mut group = c.benchmark_group("admit a 16-week timetable");
+    group.sample_size(10);
+    group.bench_function("500 slots, 100 hosts", |b| {
+        b.iter(|| {
+            let mut cal = Calendar::new();
+            for course in &courses {
+                cal = admit_course(&cal, &inv, black_box(course)).expect("the timetable fits");
+            }
+            cal
+        });
+    });
+    group.finish();
 }
 
 fn placement(c: &mut Criterion) {
@@ -135,5 +226,5 @@ fn admission(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, placement, admission);
+criterion_group!(benches, placement, placement_scaling, admission, semester);
 criterion_main!(benches);

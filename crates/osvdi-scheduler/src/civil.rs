@@ -80,7 +80,6 @@ impl Date {
         Ok(Date { year, month, day })
     }
 
-    /// Days since 1970-01-01 (H. Hinnant's `days_from_civil`).
     pub fn year(self) -> i32 {
         self.year
     }
@@ -93,6 +92,7 @@ impl Date {
         self.day
     }
 
+    /// Days since 1970-01-01 (H. Hinnant's `days_from_civil`).
     pub fn days_since_epoch(self) -> i64 {
         let y = i64::from(self.year) - i64::from(self.month <= 2);
         let era = y.div_euclid(400);

@@ -417,7 +417,11 @@ impl From<&osvdi_model::Desktop> for SessionDto {
             state_since: rfc3339(d.state_since),
             last_activity: rfc3339(d.last_activity),
             expires_at: d.expires_at.map(rfc3339),
-            course_id: d.reservation.as_deref().and_then(|r| r.split([':', '~']).next()).map(str::to_owned),
+            course_id: d
+                .reservation
+                .as_deref()
+                .and_then(|r| r.split([':', '~']).next())
+                .map(str::to_owned),
             connected: false,
         }
     }
@@ -593,7 +597,11 @@ pub(crate) fn minute(s: &str) -> Result<osvdi_model::Minute, ApiError> {
 pub(crate) fn date(s: &str) -> Result<osvdi_model::Date, ApiError> {
     let bad = || ApiError::bad_request(format!("Invalid date '{s}'; use YYYY-MM-DD"));
     let mut it = s.splitn(3, '-');
-    let (y, m, d) = (it.next().ok_or_else(bad)?, it.next().ok_or_else(bad)?, it.next().ok_or_else(bad)?);
+    let (y, m, d) = (
+        it.next().ok_or_else(bad)?,
+        it.next().ok_or_else(bad)?,
+        it.next().ok_or_else(bad)?,
+    );
     let date = osvdi_model::Date {
         year: y.parse().map_err(|_| bad())?,
         month: m.parse().map_err(|_| bad())?,
@@ -631,7 +639,11 @@ impl From<&osvdi_model::AccessPolicy> for PolicyDto {
                 extra: s
                     .extra
                     .iter()
-                    .map(|e| ExtraDto { date: e.date.to_string(), start: hhmm(e.start), end: hhmm(e.end) })
+                    .map(|e| ExtraDto {
+                        date: e.date.to_string(),
+                        start: hhmm(e.start),
+                        end: hhmm(e.end),
+                    })
                     .collect(),
             }),
             auto_assign: p.auto_assign,
@@ -642,7 +654,7 @@ impl From<&osvdi_model::AccessPolicy> for PolicyDto {
 
 impl PolicyDto {
     pub(crate) fn into_policy(self) -> Result<osvdi_model::AccessPolicy, ApiError> {
-        use osvdi_model::{ExtraOpening, NetworkRule, Schedule, WeeklyWindow, Weekday};
+        use osvdi_model::{ExtraOpening, NetworkRule, Schedule, Weekday, WeeklyWindow};
         let networks = self
             .networks
             .into_iter()
@@ -662,19 +674,38 @@ impl PolicyDto {
                         let days = w
                             .days
                             .iter()
-                            .map(|d| Weekday::parse(d).ok_or_else(|| ApiError::bad_request(format!("Unknown day '{d}'"))))
+                            .map(|d| {
+                                Weekday::parse(d).ok_or_else(|| {
+                                    ApiError::bad_request(format!("Unknown day '{d}'"))
+                                })
+                            })
                             .collect::<Result<_, _>>()?;
-                        Ok(WeeklyWindow { days, start: minute(&w.start)?, end: minute(&w.end)? })
+                        Ok(WeeklyWindow {
+                            days,
+                            start: minute(&w.start)?,
+                            end: minute(&w.end)?,
+                        })
                     })
                     .collect::<Result<_, ApiError>>()?,
                 closed: s.closed.iter().map(|d| date(d)).collect::<Result<_, _>>()?,
                 extra: s
                     .extra
                     .iter()
-                    .map(|e| Ok(ExtraOpening { date: date(&e.date)?, start: minute(&e.start)?, end: minute(&e.end)? }))
+                    .map(|e| {
+                        Ok(ExtraOpening {
+                            date: date(&e.date)?,
+                            start: minute(&e.start)?,
+                            end: minute(&e.end)?,
+                        })
+                    })
                     .collect::<Result<_, ApiError>>()?,
             }),
         };
-        Ok(osvdi_model::AccessPolicy { networks, schedule, auto_assign: self.auto_assign, clipboard: self.clipboard })
+        Ok(osvdi_model::AccessPolicy {
+            networks,
+            schedule,
+            auto_assign: self.auto_assign,
+            clipboard: self.clipboard,
+        })
     }
 }

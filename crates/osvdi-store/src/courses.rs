@@ -12,7 +12,10 @@ use crate::{Result, Store, StoreError};
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum ScheduleRow {
-    Once { start: i64, end: i64 },
+    Once {
+        start: i64,
+        end: i64,
+    },
     Weekly {
         first: (i16, u8, u8),
         last: (i16, u8, u8),
@@ -34,8 +37,19 @@ fn date((year, month, day): (i16, u8, u8)) -> Date {
 
 fn encode(s: &CourseSchedule) -> String {
     let row = match s {
-        CourseSchedule::Once { start, end } => ScheduleRow::Once { start: start.0, end: end.0 },
-        CourseSchedule::Weekly { first, last, days, start, end, except, time_zone } => ScheduleRow::Weekly {
+        CourseSchedule::Once { start, end } => ScheduleRow::Once {
+            start: start.0,
+            end: end.0,
+        },
+        CourseSchedule::Weekly {
+            first,
+            last,
+            days,
+            start,
+            end,
+            except,
+            time_zone,
+        } => ScheduleRow::Weekly {
             first: d(first),
             last: d(last),
             days: days.iter().map(|x| x.as_str().to_owned()).collect(),
@@ -53,11 +67,25 @@ fn decode(text: &str) -> Result<CourseSchedule> {
     let bad = |what: &str| StoreError::Corrupt(format!("course schedule: {what}"));
     let row: ScheduleRow = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
     Ok(match row {
-        ScheduleRow::Once { start, end } => CourseSchedule::Once { start: UnixMillis(start), end: UnixMillis(end) },
-        ScheduleRow::Weekly { first, last, days, start, end, except, time_zone } => CourseSchedule::Weekly {
+        ScheduleRow::Once { start, end } => CourseSchedule::Once {
+            start: UnixMillis(start),
+            end: UnixMillis(end),
+        },
+        ScheduleRow::Weekly {
+            first,
+            last,
+            days,
+            start,
+            end,
+            except,
+            time_zone,
+        } => CourseSchedule::Weekly {
             first: date(first),
             last: date(last),
-            days: days.iter().map(|x| Weekday::parse(x).ok_or_else(|| bad(x))).collect::<Result<_>>()?,
+            days: days
+                .iter()
+                .map(|x| Weekday::parse(x).ok_or_else(|| bad(x)))
+                .collect::<Result<_>>()?,
             start,
             end,
             except: except.into_iter().map(date).collect(),
@@ -100,7 +128,9 @@ impl Store {
     }
 
     pub async fn courses(&self) -> Result<Vec<Course>> {
-        let rows = sqlx::query("SELECT * FROM courses ORDER BY lower(name)").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM courses ORDER BY lower(name)")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(course_from).collect()
     }
 
@@ -114,7 +144,10 @@ impl Store {
     }
 
     pub async fn delete_course(&self, id: CourseId) -> Result<()> {
-        let done = sqlx::query("DELETE FROM courses WHERE id = $1").bind(id.to_string()).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM courses WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -129,16 +162,31 @@ mod tests {
     #[test]
     fn schedules_round_trip() {
         let weekly = CourseSchedule::Weekly {
-            first: Date { year: 2026, month: 10, day: 12 },
-            last: Date { year: 2027, month: 2, day: 5 },
+            first: Date {
+                year: 2026,
+                month: 10,
+                day: 12,
+            },
+            last: Date {
+                year: 2027,
+                month: 2,
+                day: 5,
+            },
             days: vec![Weekday::Tue, Weekday::Thu],
             start: 600,
             end: 720,
-            except: vec![Date { year: 2026, month: 12, day: 29 }],
+            except: vec![Date {
+                year: 2026,
+                month: 12,
+                day: 29,
+            }],
             time_zone: "Europe/Berlin".into(),
         };
         assert_eq!(decode(&encode(&weekly)).unwrap(), weekly);
-        let once = CourseSchedule::Once { start: UnixMillis(1), end: UnixMillis(2) };
+        let once = CourseSchedule::Once {
+            start: UnixMillis(1),
+            end: UnixMillis(2),
+        };
         assert_eq!(decode(&encode(&once)).unwrap(), once);
     }
 }

@@ -183,7 +183,10 @@ impl Store {
             .execute(&self.pool)
             .await?;
             if done.rows_affected() == 1 {
-                return self.desktop(id.parse().map_err(|_| StoreError::Corrupt(id.clone()))?).await.map(Some);
+                return self
+                    .desktop(id.parse().map_err(|_| StoreError::Corrupt(id.clone()))?)
+                    .await
+                    .map(Some);
             }
         }
         Ok(None)
@@ -214,7 +217,10 @@ impl Store {
         for r in rows.iter().rev() {
             let booting: Option<i64> = r.try_get("booting_at")?;
             if let Some(b) = booting {
-                out.push((parse(r, "template_id")?, r.try_get::<i64, _>("ready_at")? - b));
+                out.push((
+                    parse(r, "template_id")?,
+                    r.try_get::<i64, _>("ready_at")? - b,
+                ));
             }
         }
         Ok(out)

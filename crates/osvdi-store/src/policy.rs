@@ -1,7 +1,7 @@
 //! The stored form of access policies: JSON in `templates.policy`, through mirror types so
 //! that the domain types carry no serde.
 
-use osvdi_model::{AccessPolicy, Date, ExtraOpening, NetworkRule, Schedule, WeeklyWindow, Weekday};
+use osvdi_model::{AccessPolicy, Date, ExtraOpening, NetworkRule, Schedule, Weekday, WeeklyWindow};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, StoreError};
@@ -49,10 +49,20 @@ pub(crate) fn encode(p: &AccessPolicy) -> String {
             windows: s
                 .windows
                 .iter()
-                .map(|w| (w.days.iter().map(|d| d.as_str().to_owned()).collect(), w.start, w.end))
+                .map(|w| {
+                    (
+                        w.days.iter().map(|d| d.as_str().to_owned()).collect(),
+                        w.start,
+                        w.end,
+                    )
+                })
                 .collect(),
             closed: s.closed.iter().map(date).collect(),
-            extra: s.extra.iter().map(|e| (date(&e.date), e.start, e.end)).collect(),
+            extra: s
+                .extra
+                .iter()
+                .map(|e| (date(&e.date), e.start, e.end))
+                .collect(),
         }),
         auto_assign: p.auto_assign,
         clipboard: p.clipboard,
@@ -84,15 +94,31 @@ pub(crate) fn decode(text: &str) -> Result<AccessPolicy> {
                 .windows
                 .into_iter()
                 .map(|(days, start, end)| {
-                    let days = days.iter().map(|d| Weekday::parse(d).ok_or_else(|| bad(d))).collect::<Result<_>>()?;
+                    let days = days
+                        .iter()
+                        .map(|d| Weekday::parse(d).ok_or_else(|| bad(d)))
+                        .collect::<Result<_>>()?;
                     Ok(WeeklyWindow { days, start, end })
                 })
                 .collect::<Result<_>>()?,
             closed: s.closed.into_iter().map(date).collect(),
-            extra: s.extra.into_iter().map(|(d, start, end)| ExtraOpening { date: date(d), start, end }).collect(),
+            extra: s
+                .extra
+                .into_iter()
+                .map(|(d, start, end)| ExtraOpening {
+                    date: date(d),
+                    start,
+                    end,
+                })
+                .collect(),
         }),
     };
-    Ok(AccessPolicy { networks, schedule, auto_assign: row.auto_assign, clipboard: row.clipboard })
+    Ok(AccessPolicy {
+        networks,
+        schedule,
+        auto_assign: row.auto_assign,
+        clipboard: row.clipboard,
+    })
 }
 
 #[cfg(test)]
@@ -102,12 +128,31 @@ mod tests {
     #[test]
     fn round_trip() {
         let p = AccessPolicy {
-            networks: vec![NetworkRule::Named("campus".into()), NetworkRule::Cidr("192.0.2.0/24".parse().unwrap())],
+            networks: vec![
+                NetworkRule::Named("campus".into()),
+                NetworkRule::Cidr("192.0.2.0/24".parse().unwrap()),
+            ],
             schedule: Some(Schedule {
                 time_zone: "Europe/Berlin".into(),
-                windows: vec![WeeklyWindow { days: vec![Weekday::Mon, Weekday::Fri], start: 480, end: 1200 }],
-                closed: vec![Date { year: 2026, month: 12, day: 24 }],
-                extra: vec![ExtraOpening { date: Date { year: 2026, month: 11, day: 21 }, start: 540, end: 780 }],
+                windows: vec![WeeklyWindow {
+                    days: vec![Weekday::Mon, Weekday::Fri],
+                    start: 480,
+                    end: 1200,
+                }],
+                closed: vec![Date {
+                    year: 2026,
+                    month: 12,
+                    day: 24,
+                }],
+                extra: vec![ExtraOpening {
+                    date: Date {
+                        year: 2026,
+                        month: 11,
+                        day: 21,
+                    },
+                    start: 540,
+                    end: 780,
+                }],
             }),
             auto_assign: true,
             clipboard: false,

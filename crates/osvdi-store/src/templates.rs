@@ -223,7 +223,12 @@ impl Store {
     }
 
     /// Replaces a template's access policy.
-    pub async fn set_policy(&self, id: TemplateId, policy: &osvdi_model::AccessPolicy, now: UnixMillis) -> Result<()> {
+    pub async fn set_policy(
+        &self,
+        id: TemplateId,
+        policy: &osvdi_model::AccessPolicy,
+        now: UnixMillis,
+    ) -> Result<()> {
         let done = sqlx::query("UPDATE templates SET policy = $1, updated_at = $2 WHERE id = $3")
             .bind(crate::policy::encode(policy))
             .bind(now.0)

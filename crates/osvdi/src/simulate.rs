@@ -1,8 +1,10 @@
 //! `osvdi simulate SCENARIO.toml`: a site over weeks (hosts and GPUs, a course timetable,
 //! on-demand arrivals by hour of the week, session lengths, boot times) run through the real
 //! scheduler (`osvdi_scheduler::simulate`), printed as a table; `--sweep-hosts A..B` runs it
-//! once per number of GPU hosts and names the smallest that meets the targets.
+//! once per number of GPU hosts and names the smallest that meets the targets. `file` reads
+//! the TOML, `scenario` maps it onto `SimConfig`.
 
+mod file;
 mod scenario;
 
 use std::path::PathBuf;

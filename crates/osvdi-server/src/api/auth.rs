@@ -8,7 +8,9 @@ use osvdi_core::CoreError;
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, Authed, ClientAddr, SESSION_COOKIE};
-use crate::wire::{LoginRequest, LoginResponse, MeDto, PasswordChange, SessionDto, UserDto, rfc3339};
+use crate::wire::{
+    LoginRequest, LoginResponse, MeDto, PasswordChange, SessionDto, UserDto, rfc3339,
+};
 
 fn session_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };

@@ -48,9 +48,15 @@ pub(crate) enum ScheduleDto {
 }
 
 fn instant(s: &str) -> Result<osvdi_model::UnixMillis, ApiError> {
-    let t = humantime::parse_rfc3339_weak(s).map_err(|_| ApiError::bad_request(format!("Invalid time '{s}'; use RFC 3339")))?;
-    let ms = t.duration_since(std::time::UNIX_EPOCH).map_err(|_| ApiError::bad_request("Time before 1970"))?.as_millis();
-    Ok(osvdi_model::UnixMillis(i64::try_from(ms).unwrap_or(i64::MAX)))
+    let t = humantime::parse_rfc3339_weak(s)
+        .map_err(|_| ApiError::bad_request(format!("Invalid time '{s}'; use RFC 3339")))?;
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| ApiError::bad_request("Time before 1970"))?
+        .as_millis();
+    Ok(osvdi_model::UnixMillis(
+        i64::try_from(ms).unwrap_or(i64::MAX),
+    ))
 }
 
 fn hhmm(m: osvdi_model::Minute) -> String {
@@ -67,17 +73,30 @@ impl ScheduleDto {
                 }
                 CourseSchedule::Once { start, end }
             }
-            ScheduleDto::Weekly { first, last, days, start, end, except, time_zone } => {
+            ScheduleDto::Weekly {
+                first,
+                last,
+                days,
+                start,
+                end,
+                except,
+                time_zone,
+            } => {
                 let (start, end) = (minute(&start)?, minute(&end)?);
                 if end <= start || days.is_empty() {
-                    return Err(ApiError::bad_request("Weekly slots need days and a start before their end"));
+                    return Err(ApiError::bad_request(
+                        "Weekly slots need days and a start before their end",
+                    ));
                 }
                 CourseSchedule::Weekly {
                     first: date(&first)?,
                     last: date(&last)?,
                     days: days
                         .iter()
-                        .map(|d| osvdi_model::Weekday::parse(d).ok_or_else(|| ApiError::bad_request(format!("Unknown day '{d}'"))))
+                        .map(|d| {
+                            osvdi_model::Weekday::parse(d)
+                                .ok_or_else(|| ApiError::bad_request(format!("Unknown day '{d}'")))
+                        })
                         .collect::<Result<_, _>>()?,
                     start,
                     end,
@@ -90,8 +109,19 @@ impl ScheduleDto {
 
     fn from_schedule(s: &CourseSchedule) -> Self {
         match s {
-            CourseSchedule::Once { start, end } => ScheduleDto::Once { start: rfc3339(*start), end: rfc3339(*end) },
-            CourseSchedule::Weekly { first, last, days, start, end, except, time_zone } => ScheduleDto::Weekly {
+            CourseSchedule::Once { start, end } => ScheduleDto::Once {
+                start: rfc3339(*start),
+                end: rfc3339(*end),
+            },
+            CourseSchedule::Weekly {
+                first,
+                last,
+                days,
+                start,
+                end,
+                except,
+                time_zone,
+            } => ScheduleDto::Weekly {
                 first: first.to_string(),
                 last: last.to_string(),
                 days: days.iter().map(|d| d.as_str().to_owned()).collect(),
@@ -105,7 +135,12 @@ impl ScheduleDto {
 }
 
 async fn dto(s: &AppState, c: &Course) -> Result<CourseDto, ApiError> {
-    let group = s.core.names_of_groups(&[c.group]).await?.pop().unwrap_or_default();
+    let group = s
+        .core
+        .names_of_groups(&[c.group])
+        .await?
+        .pop()
+        .unwrap_or_default();
     Ok(CourseDto {
         id: c.id.to_string(),
         name: c.name.clone(),
@@ -120,7 +155,10 @@ async fn dto(s: &AppState, c: &Course) -> Result<CourseDto, ApiError> {
 /// Courses: all for stewards and admins, one's groups' for others.
 #[utoipa::path(get, path = "/api/v1/courses", tag = "courses", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = Vec<CourseDto>)))]
-pub(crate) async fn list(State(s): State<AppState>, auth: Authed) -> Result<Json<Vec<CourseDto>>, ApiError> {
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    auth: Authed,
+) -> Result<Json<Vec<CourseDto>>, ApiError> {
     let mut out = vec![];
     for c in s.core.courses(&auth.caller).await? {
         out.push(dto(&s, &c).await?);
@@ -139,7 +177,10 @@ pub(crate) async fn create(
     auth: Authed,
     ApiJson(req): ApiJson<CourseDto>,
 ) -> Result<(StatusCode, Json<CourseDto>), ApiError> {
-    let template = req.template_id.parse().map_err(|_| ApiError::not_found("Template"))?;
+    let template = req
+        .template_id
+        .parse()
+        .map_err(|_| ApiError::not_found("Template"))?;
     let new = NewCourse {
         name: req.name,
         template,
@@ -155,7 +196,11 @@ pub(crate) async fn create(
 #[utoipa::path(delete, path = "/api/v1/courses/{id}", tag = "courses", params(("id" = String, Path)),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(crate) async fn delete(State(s): State<AppState>, auth: Authed, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    auth: Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = id.parse().map_err(|_| ApiError::not_found("Course"))?;
     s.core.delete_course(&auth.caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -185,11 +230,20 @@ pub(crate) async fn capacity(
     auth: Authed,
     Query(p): Query<CapacityParams>,
 ) -> Result<Json<Vec<SlotDto>>, ApiError> {
-    let slots = s.core.capacity(&auth.caller, s.core.now(), p.days.unwrap_or(14).min(366)).await?;
+    let slots = s
+        .core
+        .capacity(&auth.caller, s.core.now(), p.days.unwrap_or(14).min(366))
+        .await?;
     Ok(Json(
         slots
             .into_iter()
-            .map(|v| SlotDto { course_id: v.course, start: rfc3339(v.start), end: rfc3339(v.end), reserved: v.reserved, in_use: v.in_use })
+            .map(|v| SlotDto {
+                course_id: v.course,
+                start: rfc3339(v.start),
+                end: rfc3339(v.end),
+                reserved: v.reserved,
+                in_use: v.in_use,
+            })
             .collect(),
     ))
 }

@@ -2,8 +2,8 @@
 
 mod accounts;
 mod auth;
-mod courses;
 mod console;
+mod courses;
 mod sessions;
 mod spice;
 mod system;

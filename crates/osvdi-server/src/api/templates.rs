@@ -11,14 +11,24 @@ use osvdi_model::{Template, TemplateId};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, Authed};
-use crate::wire::{CreateTemplate, PolicyDto, SharingDto, TemplateDto, UpdateTemplate, VersionDto, parse};
+use crate::wire::{
+    CreateTemplate, PolicyDto, SharingDto, TemplateDto, UpdateTemplate, VersionDto, parse,
+};
 
 fn template_id(s: &str) -> Result<TemplateId, ApiError> {
     s.parse().map_err(|_| ApiError::not_found("Template"))
 }
 
-async fn dto(s: &AppState, caller: &osvdi_core::Caller, t: &Template) -> Result<TemplateDto, ApiError> {
-    Ok(TemplateDto::new(t, s.core.share_names(t).await?, s.core.access(caller, t)))
+async fn dto(
+    s: &AppState,
+    caller: &osvdi_core::Caller,
+    t: &Template,
+) -> Result<TemplateDto, ApiError> {
+    Ok(TemplateDto::new(
+        t,
+        s.core.share_names(t).await?,
+        s.core.access(caller, t),
+    ))
 }
 
 /// Lists the templates the caller may see.
@@ -222,7 +232,10 @@ pub(crate) async fn set_policy(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PolicyDto>,
 ) -> Result<Json<TemplateDto>, ApiError> {
-    let t = s.core.set_policy(&auth.caller, template_id(&id)?, req.into_policy()?).await?;
+    let t = s
+        .core
+        .set_policy(&auth.caller, template_id(&id)?, req.into_policy()?)
+        .await?;
     Ok(Json(dto(&s, &auth.caller, &t).await?))
 }
 

@@ -7,8 +7,8 @@ mod support;
 
 mod accounts;
 mod auth;
-mod courses;
 mod console;
+mod courses;
 mod policies;
 mod sessions;
 mod sharing;

@@ -103,7 +103,11 @@ impl TestServer {
     }
 
     /// Starts a server with its own HTTP settings (trusted proxies, say).
-    pub async fn start_with_http(db: Db, tune: impl FnOnce(&mut CoreConfig), http: HttpConfig) -> Option<TestServer> {
+    pub async fn start_with_http(
+        db: Db,
+        tune: impl FnOnce(&mut CoreConfig),
+        http: HttpConfig,
+    ) -> Option<TestServer> {
         Self::start_inner(db, tune, false, http).await
     }
 

@@ -3,7 +3,6 @@
 //! here and converted by hand, so the scheduler's types know nothing of TOML.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::str::FromStr;
 
 use anyhow::{Context, anyhow, bail};
 use osvdi_scheduler::{
@@ -11,252 +10,12 @@ use osvdi_scheduler::{
     Resources, Schedule, SimConfig, Strategy, WarmPools, WarmSettings, WeekProfile, Weekday,
     Weekly,
 };
-use serde::{Deserialize, Deserializer};
 use toml::Spanned;
+
+use super::file::{CourseDto, GpuKind, HostGroupDto, OnDemandDto, ScenarioFile, StrategyDto};
 
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ScenarioFile {
-    site: SiteDto,
-    #[serde(default)]
-    attendance: AttendanceDto,
-    warm: Option<WarmDto>,
-    hosts: Vec<HostGroupDto>,
-    templates: Vec<TemplateDto>,
-    #[serde(default)]
-    courses: Vec<CourseDto>,
-    #[serde(default)]
-    on_demand: Vec<OnDemandDto>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SiteDto {
-    name: String,
-    #[serde(default)]
-    strategy: StrategyDto,
-    start: DateDto,
-    weeks: u32,
-    #[serde(default)]
-    utc_offset_minutes: i32,
-    #[serde(default = "default_seed")]
-    seed: u64,
-}
-
-fn default_seed() -> u64 {
-    1
-}
-
-#[derive(Debug, Deserialize, Default, Clone, Copy)]
-#[serde(rename_all = "snake_case")]
-enum StrategyDto {
-    #[default]
-    Pack,
-    Spread,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct AttendanceDto {
-    percent: u32,
-    spread_minutes: u32,
-}
-
-impl Default for AttendanceDto {
-    fn default() -> Self {
-        AttendanceDto {
-            percent: 90,
-            spread_minutes: 15,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct WarmDto {
-    percentile: u32,
-    safety_percent: u32,
-    window: usize,
-    default_lead_minutes: u32,
-    min_lead_minutes: u32,
-    idle_hold_minutes: u32,
-}
-
-impl Default for WarmDto {
-    fn default() -> Self {
-        let s = WarmSettings::default();
-        WarmDto {
-            percentile: s.percentile,
-            safety_percent: s.safety_percent,
-            window: s.window,
-            default_lead_minutes: 5,
-            min_lead_minutes: 1,
-            idle_hold_minutes: 120,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HostGroupDto {
-    name: String,
-    count: u32,
-    vcpus: u32,
-    memory_mb: u64,
-    #[serde(default)]
-    disk_gb: u64,
-    #[serde(default)]
-    traits: Vec<String>,
-    #[serde(default)]
-    gpus: Vec<GpuDto>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GpuDto {
-    kind: Spanned<GpuKind>,
-    /// GPUs like this one in each host.
-    #[serde(default = "one")]
-    count: u32,
-    /// Mixed GPUs: the budget the types' weights share.
-    budget: Option<u32>,
-    types: Vec<GpuTypeDto>,
-}
-
-fn one() -> u32 {
-    1
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq)]
-#[serde(rename_all = "snake_case")]
-enum GpuKind {
-    SingleType,
-    Mixed,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GpuTypeDto {
-    mdev: String,
-    instances: u32,
-    #[serde(default = "one")]
-    weight: u32,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TemplateDto {
-    name: Spanned<String>,
-    vcpus: u32,
-    memory_mb: u64,
-    #[serde(default)]
-    disk_gb: u64,
-    vgpu_type: Option<String>,
-    #[serde(default)]
-    traits: Vec<String>,
-    #[serde(default)]
-    persistent: bool,
-    boot_seconds: BootDto,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BootDto {
-    p50: f64,
-    p95: f64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CourseDto {
-    name: Spanned<String>,
-    template: Spanned<String>,
-    group: Option<String>,
-    desktops: u32,
-    /// Weekly: the days it meets, between `first` and `last`, skipping `except`.
-    #[serde(default)]
-    days: Vec<WeekdayDto>,
-    /// One-off: the dates it meets (instead of `days`).
-    #[serde(default)]
-    dates: Vec<DateDto>,
-    start: ClockDto,
-    end: ClockDto,
-    first: Option<DateDto>,
-    last: Option<DateDto>,
-    #[serde(default)]
-    except: Vec<DateDto>,
-    utc_offset_minutes: Option<i32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OnDemandDto {
-    template: Spanned<String>,
-    #[serde(default)]
-    groups: Vec<String>,
-    mean_session_minutes: u32,
-    /// Idle desktops kept started for this template (warm pools only).
-    #[serde(default)]
-    warm: u32,
-    /// Arrivals per hour at every hour; or by local hour (24 values) on weekdays and
-    /// weekends, each day overridable by its own list.
-    per_hour: Option<f64>,
-    weekday: Option<Spanned<Vec<f64>>>,
-    weekend: Option<Spanned<Vec<f64>>>,
-    mon: Option<Spanned<Vec<f64>>>,
-    tue: Option<Spanned<Vec<f64>>>,
-    wed: Option<Spanned<Vec<f64>>>,
-    thu: Option<Spanned<Vec<f64>>>,
-    fri: Option<Spanned<Vec<f64>>>,
-    sat: Option<Spanned<Vec<f64>>>,
-    sun: Option<Spanned<Vec<f64>>>,
-}
-
-/// A date "YYYY-MM-DD"; a bad one fails with the value's line and column.
-#[derive(Debug, Clone, Copy)]
-struct DateDto(Date);
-
-impl<'de> Deserialize<'de> for DateDto {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Date::from_str(&s)
-            .map(DateDto)
-            .map_err(|_| serde::de::Error::custom(format!("invalid date '{s}' (YYYY-MM-DD)")))
-    }
-}
-
-/// A local time "HH:MM" (00:00 to 24:00), as minutes past midnight.
-#[derive(Debug, Clone, Copy)]
-struct ClockDto(u32);
-
-impl<'de> Deserialize<'de> for ClockDto {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        let bad = || serde::de::Error::custom(format!("invalid time '{s}' (HH:MM)"));
-        let (h, m) = s.split_once(':').ok_or_else(bad)?;
-        let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-        if m >= 60 || h * 60 + m > 24 * 60 {
-            return Err(bad());
-        }
-        Ok(ClockDto(h * 60 + m))
-    }
-}
-
-/// A weekday "mon".."sun".
-#[derive(Debug, Clone, Copy)]
-struct WeekdayDto(Weekday);
-
-impl<'de> Deserialize<'de> for WeekdayDto {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Weekday::from_str(&s).map(WeekdayDto).map_err(|_| {
-            serde::de::Error::custom(format!("invalid weekday '{s}' (mon, tue, ... sun)"))
-        })
-    }
-}
 
 /// What the command line changes in a scenario.
 #[derive(Debug, Clone, Copy, Default)]
@@ -698,6 +457,7 @@ fn scale_gpu_groups(groups: &[HostGroupDto], n: u32) -> anyhow::Result<Vec<u32>>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simulate::file::GpuDto;
     use osvdi_scheduler::{GpuSharing, UnixMillis};
 
     const SMALL: &str = r#"
