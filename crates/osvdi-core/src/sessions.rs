@@ -6,6 +6,7 @@
 //! say, ending a desktop that is still being created waits for the creation to finish.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -330,14 +331,6 @@ impl Core {
         }
     }
 
-    fn may_operate(&self, caller: &Caller, d: &Desktop) -> Result<()> {
-        if d.owner == caller.who.id || caller.who.role.is_admin() {
-            Ok(())
-        } else {
-            Err(CoreError::NotFound("Session"))
-        }
-    }
-
     fn wrong_state(d: &Desktop, what: &str) -> CoreError {
         CoreError::Conflict(format!(
             "The session is {}; it cannot be {what} now",
@@ -345,35 +338,57 @@ impl Core {
         ))
     }
 
-    /// Suspends a ready desktop: its whole state goes to disk and its process ends.
-    pub async fn suspend(self: &Arc<Self>, caller: &Caller, id: DesktopId) -> Result<Desktop> {
+    /// Starts an operation the caller asked for: moves their desktop from `from` to `via`
+    /// (refusing any other state as "cannot be `verb` now") and audits it.
+    async fn begin(
+        &self,
+        caller: &Caller,
+        id: DesktopId,
+        (from, via): (DesktopState, DesktopState),
+        action: AuditAction,
+        verb: &str,
+    ) -> Result<Desktop> {
         let d = self.desktop(caller, id).await?;
-        self.may_operate(caller, &d)?;
-        if !self.compute()?.capabilities().suspend {
-            return Err(CoreError::Conflict(
-                "This server's compute backend cannot suspend desktops".into(),
-            ));
-        }
-        if d.state != DesktopState::Ready
-            || !self
-                .move_desktop(&d, DesktopState::Ready, DesktopState::Suspending, None)
-                .await?
-        {
-            return Err(Self::wrong_state(&d, "suspended"));
+        if d.state != from || !self.move_desktop(&d, from, via, None).await? {
+            return Err(Self::wrong_state(&d, verb));
         }
         self.record(
             caller,
-            AuditAction::SessionSuspend,
+            action,
             format!("session:{id}"),
             AuditOutcome::Success,
             "",
         )
         .await;
+        Ok(d)
+    }
+
+    /// Runs `job` in the background while holding the desktop's operation lock.
+    fn spawn_locked<F, Fut>(self: &Arc<Self>, d: Desktop, job: F)
+    where
+        F: FnOnce(Arc<Core>, Desktop) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let core = Arc::clone(self);
-        let job = d.clone();
         tokio::spawn(async move {
-            let lock = core.ops.get(job.id);
+            let lock = core.ops.get(d.id);
             let _guard = lock.lock().await;
+            job(core, d).await;
+        });
+    }
+
+    /// Suspends a ready desktop: its whole state goes to disk and its process ends.
+    pub async fn suspend(self: &Arc<Self>, caller: &Caller, id: DesktopId) -> Result<Desktop> {
+        if !self.compute()?.capabilities().suspend {
+            return Err(CoreError::Conflict(
+                "This server's compute backend cannot suspend desktops".into(),
+            ));
+        }
+        let states = (DesktopState::Ready, DesktopState::Suspending);
+        let d = self
+            .begin(caller, id, states, AuditAction::SessionSuspend, "suspended")
+            .await?;
+        self.spawn_locked(d, |core, job| async move {
             let outcome = match core.compute() {
                 Ok(c) => c.suspend(job.id).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
@@ -408,29 +423,12 @@ impl Core {
 
     /// Resumes a suspended desktop from its saved state.
     pub async fn resume(self: &Arc<Self>, caller: &Caller, id: DesktopId) -> Result<Desktop> {
-        let d = self.desktop(caller, id).await?;
-        self.may_operate(caller, &d)?;
         self.compute()?;
-        if d.state != DesktopState::Suspended
-            || !self
-                .move_desktop(&d, DesktopState::Suspended, DesktopState::Resuming, None)
-                .await?
-        {
-            return Err(Self::wrong_state(&d, "resumed"));
-        }
-        self.record(
-            caller,
-            AuditAction::SessionResume,
-            format!("session:{id}"),
-            AuditOutcome::Success,
-            "",
-        )
-        .await;
-        let core = Arc::clone(self);
-        let job = d.clone();
-        tokio::spawn(async move {
-            let lock = core.ops.get(job.id);
-            let _guard = lock.lock().await;
+        let states = (DesktopState::Suspended, DesktopState::Resuming);
+        let d = self
+            .begin(caller, id, states, AuditAction::SessionResume, "resumed")
+            .await?;
+        self.spawn_locked(d, |core, job| async move {
             let outcome = match core.compute() {
                 Ok(c) => c.resume(job.id).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
@@ -454,16 +452,16 @@ impl Core {
     /// Ends a desktop: it stops and (being non-persistent) is destroyed.
     pub async fn end(self: &Arc<Self>, caller: &Caller, id: DesktopId) -> Result<Desktop> {
         let d = self.desktop(caller, id).await?;
-        self.may_operate(caller, &d)?;
+        self.end_for(&d, None).await?;
+        let object = format!("session:{id}");
         self.record(
             caller,
             AuditAction::SessionEnd,
-            format!("session:{id}"),
+            object,
             AuditOutcome::Success,
             "",
         )
         .await;
-        self.end_for(&d, None).await?;
         self.desktop(caller, id).await
     }
 
