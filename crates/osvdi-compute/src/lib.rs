@@ -48,6 +48,8 @@ pub struct DesktopSpec {
     pub image_format: ImageFormat,
     /// An mdev type name when the desktop needs a vGPU.
     pub vgpu_type: Option<String>,
+    /// The mdev instance the broker allocated for it (`/sys/bus/mdev/devices/<uuid>`).
+    pub vgpu_device: Option<PathBuf>,
     /// Offer a SPICE endpoint as well as VNC.
     pub spice: bool,
     pub ready: ReadyProbe,

@@ -178,7 +178,7 @@ impl Core {
     /// This machine as the scheduler sees it: one host with the configured capacity.
     pub(crate) fn inventory(&self) -> Result<sched::Inventory> {
         let c = &self.config;
-        let host = sched::Host::new(
+        let mut host = sched::Host::new(
             LOCAL,
             "local",
             sched::Resources {
@@ -187,7 +187,65 @@ impl Core {
                 disk_gb: c.host_disk_gb,
             },
         );
+        for gpu in self.local_gpus().0 {
+            host = host.with_gpu(gpu);
+        }
         sched::Inventory::new(vec![host]).map_err(|e| CoreError::Internal(e.to_string()))
+    }
+
+    /// The host's physical GPUs as the scheduler models them, and which GPU (by index) each
+    /// existing mdev instance is on. Read from sysfs each time: the kernel holds the state.
+    ///
+    /// A type's capacity is its free instances plus those in use. NVIDIA GPUs run one type
+    /// at a time; GVT-g types share one budget, each instance weighing budget / capacity.
+    fn local_gpus(
+        &self,
+    ) -> (
+        Vec<sched::Gpu>,
+        std::collections::HashMap<String, (usize, String)>,
+    ) {
+        let scan = match self.mdev.scan() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the mdev inventory; no vGPU capacity");
+                return Default::default();
+            }
+        };
+        let mut gpus = vec![];
+        let mut instances = std::collections::HashMap::new();
+        for g in &scan.gpus {
+            let capacity = |t: &osvdi_compute::mdev::MdevType| {
+                t.available_instances
+                    + g.instances.iter().filter(|x| x.type_id == t.id).count() as u32
+            };
+            let gpu = if g.single_type {
+                // While busy, an NVIDIA GPU offers only the type it runs (the others read 0).
+                sched::Gpu::single_type(
+                    g.types
+                        .iter()
+                        .filter(|t| capacity(t) > 0)
+                        .map(|t| (t.id.as_str(), capacity(t))),
+                )
+            } else {
+                const BUDGET: u32 = 1000;
+                sched::Gpu::mixed(
+                    BUDGET,
+                    g.types
+                        .iter()
+                        .filter(|t| capacity(t) > 0)
+                        .map(|t| (t.id.as_str(), BUDGET / capacity(t), capacity(t))),
+                )
+            };
+            // A GPU that can hold nothing now holds no instance either: leave it out.
+            if gpu.types.is_empty() {
+                continue;
+            }
+            for x in &g.instances {
+                instances.insert(x.uuid.to_string(), (gpus.len(), x.type_id.clone()));
+            }
+            gpus.push(gpu);
+        }
+        (gpus, instances)
     }
 
     /// The reservation calendar of every stored course.
@@ -208,6 +266,7 @@ impl Core {
     pub(crate) async fn allocations(&self) -> Result<Vec<sched::Allocation>> {
         let mut out = vec![];
         let mut shapes = std::collections::HashMap::new();
+        let gpu_of = self.local_gpus().1;
         for d in self.store.desktops(None, true).await? {
             let resources = match shapes.get(&d.template) {
                 Some(r) => *r,
@@ -222,11 +281,19 @@ impl Core {
                 }
             };
             let reservation = d.reservation.as_deref().and_then(slot_ref);
+            let gpu = d
+                .vgpu_instance
+                .as_ref()
+                .and_then(|u| gpu_of.get(u))
+                .map(|(index, ty)| sched::GpuSlot {
+                    index: *index,
+                    mdev: sched::MdevType::from(ty.clone()),
+                });
             out.push(sched::Allocation {
                 desktop: sched::DesktopKey::from(d.id.to_string()),
                 host: sched::HostId::from(LOCAL),
                 resources,
-                gpu: None,
+                gpu,
                 end: d.expires_at,
                 reservation,
             });

@@ -282,6 +282,10 @@ impl Core {
             image,
             image_format: version.format.unwrap_or(osvdi_model::ImageFormat::Qcow2),
             vgpu_type: t.spec.vgpu_type.clone(),
+            vgpu_device: match &t.spec.vgpu_type {
+                Some(ty) => Some(self.allocate_vgpu(d.id, ty).await?),
+                None => None,
+            },
             spice: t
                 .spec
                 .protocols
@@ -329,6 +333,7 @@ impl Core {
         {
             tracing::warn!(desktop = %d.id, error = %e, "cannot release a failed desktop; the reconciler retries");
         }
+        self.release_vgpu(&current).await;
     }
 
     fn wrong_state(d: &Desktop, what: &str) -> CoreError {
@@ -495,6 +500,9 @@ impl Core {
         {
             tracing::warn!(desktop = %d.id, error = %e, "cannot destroy an ending desktop; the reconciler retries");
             return;
+        }
+        if let Ok(current) = self.store.desktop(d.id).await {
+            self.release_vgpu(&current).await;
         }
         if let Err(e) = self
             .move_desktop(d, DesktopState::Stopping, DesktopState::Ended, None)

@@ -91,6 +91,8 @@ pub struct Desktop {
     /// Started ahead by the warm pool and not yet handed to anyone (its owner is then the
     /// template's steward, who cannot use it). Once handed over it is never warm again.
     pub warm: bool,
+    /// The mdev instance (UUID) it holds, if its template has a vGPU.
+    pub vgpu_instance: Option<String>,
 }
 
 impl Desktop {
@@ -115,6 +117,7 @@ impl Desktop {
             expires_at,
             reservation: None,
             warm: false,
+            vgpu_instance: None,
         }
     }
 }

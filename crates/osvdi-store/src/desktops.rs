@@ -43,6 +43,7 @@ fn desktop_from(row: &AnyRow) -> Result<Desktop> {
         expires_at: expires.map(UnixMillis),
         reservation: row.try_get("reservation")?,
         warm: row.try_get::<i64, _>("warm")? != 0,
+        vgpu_instance: row.try_get("vgpu_instance")?,
     })
 }
 
@@ -190,6 +191,16 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// Records (or clears) the mdev instance a desktop holds.
+    pub async fn set_vgpu_instance(&self, id: DesktopId, instance: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE desktops SET vgpu_instance = $1 WHERE id = $2")
+            .bind(instance)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Moves a warm desktop to its template's on-demand pool (its slot is over).

@@ -26,14 +26,14 @@ struct GvtPool {
 ///   and all come back to `max_instance` when the last one goes;
 /// - others: the type's own count goes down and up.
 #[derive(Debug)]
-pub(crate) struct FakeKernel {
+pub struct FakeKernel {
     root: PathBuf,
     gvt: Mutex<HashMap<String, GvtPool>>,
 }
 
 impl FakeKernel {
     /// Reads the GVT-g pools from the tree as it is now.
-    pub(crate) fn new(root: &Path) -> Arc<Self> {
+    pub fn new(root: &Path) -> Arc<Self> {
         let mut gvt = HashMap::new();
         for entry in fs::read_dir(root.join("class/mdev_bus"))
             .into_iter()
@@ -61,7 +61,7 @@ impl FakeKernel {
     }
 
     /// A hook for [`super::MdevInventory::with_write_hook`].
-    pub(crate) fn hook(self: &Arc<Self>) -> WriteHook {
+    pub fn hook(self: &Arc<Self>) -> WriteHook {
         let kernel = Arc::clone(self);
         Box::new(move |event| kernel.apply(event))
     }

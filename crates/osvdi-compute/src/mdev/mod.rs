@@ -19,8 +19,9 @@
 mod model;
 mod sysfs;
 
-#[cfg(all(test, unix))]
-mod fake;
+/// The kernel's reactions to mdev writes, simulated over a fixture tree (tests only).
+#[cfg(any(all(test, unix), feature = "testing"))]
+pub mod fake;
 #[cfg(all(test, unix))]
 mod tests;
 

@@ -116,6 +116,7 @@ mod tests {
             image: "/img/t.qcow2".into(),
             image_format: ImageFormat::Qcow2,
             vgpu_type: None,
+            vgpu_device: None,
             spice: false,
             ready: ReadyProbe::After(Duration::from_secs(1)),
         })

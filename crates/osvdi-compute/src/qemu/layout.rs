@@ -119,7 +119,7 @@ impl DesktopRecord {
             image: spec.image.clone(),
             image_format: spec.image_format.as_str().to_owned(),
             vgpu_type: spec.vgpu_type.clone(),
-            vgpu_device: None,
+            vgpu_device: spec.vgpu_device.clone(),
             spice: spec.spice,
             ready: match &spec.ready {
                 ReadyProbe::SerialMarker(marker) => ReadyRecord::SerialMarker {
@@ -145,6 +145,7 @@ impl DesktopRecord {
                 .parse::<ImageFormat>()
                 .map_err(|e| format!("{e}"))?,
             vgpu_type: self.vgpu_type.clone(),
+            vgpu_device: self.vgpu_device.clone(),
             spice: self.spice,
             ready: self.ready_probe(),
         })
@@ -271,6 +272,7 @@ mod tests {
             image: "/data/images/t.qcow2".into(),
             image_format: ImageFormat::Qcow2,
             vgpu_type: Some("nvidia-35".into()),
+            vgpu_device: None,
             spice: true,
             ready: ReadyProbe::After(Duration::from_secs(30)),
         };

@@ -215,11 +215,11 @@ impl Compute for QemuBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        // vGPU: the backend passes an assigned mdev device through (assign_vgpu) but does not
-        // allocate one itself.
+        // vGPU: the backend passes the mdev instance the broker allocated (`vgpu_device` in the
+        // spec, or assign_vgpu) through to QEMU.
         Capabilities {
             suspend: true,
-            vgpu: false,
+            vgpu: true,
             spice: true,
             survives_restart: true,
         }

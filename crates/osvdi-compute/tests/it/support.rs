@@ -72,6 +72,7 @@ impl Site {
             image: self.image.clone(),
             image_format: ImageFormat::Raw,
             vgpu_type: None,
+            vgpu_device: None,
             spice,
             ready: ReadyProbe::SerialMarker(MARKER.into()),
         }

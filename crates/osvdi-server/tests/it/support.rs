@@ -15,6 +15,11 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
+std::thread_local! {
+    /// An mdev inventory for the next server this test thread starts.
+    static MDEV: std::cell::RefCell<Option<osvdi_compute::mdev::MdevInventory>> = const { std::cell::RefCell::new(None) };
+}
+
 pub const ADMIN_PW: &str = "admin-password-1";
 pub const USER_PW: &str = "user-password-1";
 
@@ -116,6 +121,17 @@ impl TestServer {
         Self::start_inner(db, tune, true, HttpConfig::default()).await
     }
 
+    /// Like `with_desktops`, with the mdev inventory of a fixture tree whose kernel reactions
+    /// are simulated.
+    pub async fn with_desktops_and_gpus(sysfs: &Path) -> TestServer {
+        let inventory = osvdi_compute::mdev::MdevInventory::new(sysfs)
+            .with_write_hook(osvdi_compute::mdev::fake::FakeKernel::new(sysfs).hook());
+        MDEV.with(|m| *m.borrow_mut() = Some(inventory));
+        Self::start_inner(Db::Sqlite, |_| {}, true, HttpConfig::default())
+            .await
+            .unwrap()
+    }
+
     async fn start_inner(
         db: Db,
         tune: impl FnOnce(&mut CoreConfig),
@@ -132,6 +148,9 @@ impl TestServer {
         tune(&mut config);
         let clock = Arc::new(ShiftedClock::default());
         let mut core = Core::new(store, config, clock.clone()).unwrap();
+        if let Some(inventory) = MDEV.with(|m| m.borrow_mut().take()) {
+            core = core.with_mdev(inventory);
+        }
         let shutdown = CancellationToken::new();
         let mut run_dir = None;
         if desktops {

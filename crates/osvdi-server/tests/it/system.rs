@@ -73,3 +73,87 @@ async fn admins_see_the_gpu_inventory() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vgpu_desktop_gets_an_mdev_instance_and_gives_it_back() {
+    // A copy of the NVIDIA M60 fixture; the kernel's side of writes is simulated.
+    let tree = tempfile::TempDir::new().unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../osvdi-compute/tests/fixtures/sysfs-nvidia");
+    assert!(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", fixture.display()))
+            .arg(tree.path())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let s = TestServer::with_desktops_and_gpus(tree.path()).await;
+    let template = s
+        .demo_template("GPU desktop", serde_json::json!({"vgpu_type": "nvidia-18"}))
+        .await;
+    let (st, d) = s
+        .post(
+            "/api/v1/sessions",
+            &s.admin,
+            serde_json::json!({"template_id": template}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "the scheduler sees the GPUs: {d}");
+    let id = d["id"].as_str().unwrap().to_owned();
+    // QEMU cannot open a simulated vfio device: the desktop fails, with QEMU's reason...
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let failed = loop {
+        let (_, d) = s.get(&format!("/api/v1/sessions/{id}"), &s.admin).await;
+        if d["state"] == "failed" {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "{d}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        failed["reason"].as_str().unwrap().contains("vfio"),
+        "{failed}"
+    );
+    // (QEMU's complaint about vfio shows it was given the allocated instance's device),
+    // and the instance is given back.
+    let (_, gpus) = s.get("/api/v1/admin/gpus", &s.admin).await;
+    let instances: usize = gpus
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["instances"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(instances, 0, "released: {gpus}");
+    let nvidia18 = gpus[0]["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "nvidia-18")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        nvidia18["available_instances"], 4,
+        "all nvidia-18 instances free again: {gpus}"
+    );
+    // A type no GPU offers is refused by the scheduler with the reason.
+    let other = s
+        .demo_template("Other GPU", serde_json::json!({"vgpu_type": "nvidia-99"}))
+        .await;
+    let (st, body) = s
+        .post(
+            "/api/v1/sessions",
+            &s.admin,
+            serde_json::json!({"template_id": other}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nvidia-99"),
+        "{body}"
+    );
+}
