@@ -64,7 +64,7 @@ impl Core {
                 tracing::info!(desktop = %d.id, %uuid, "vGPU instance released");
             }
             Ok(Err(e)) => {
-                tracing::warn!(desktop = %d.id, %uuid, error = %e, "cannot release a vGPU instance")
+                tracing::warn!(desktop = %d.id, %uuid, error = %e, "cannot release a vGPU instance");
             }
             Err(e) => tracing::warn!(desktop = %d.id, error = %e, "vGPU release task failed"),
         }

@@ -136,10 +136,10 @@ async fn event(conn: &mut Conn) -> Result<Event, DriveError> {
 /// Reads until an update with pixel rectangles; returns its rectangles.
 async fn pixel_update(conn: &mut Conn) -> Result<Vec<Rect>> {
     loop {
-        if let Event::FramebufferUpdate { rects } = event(conn).await? {
-            if rects.iter().any(|r| matches!(r.data, RectData::Raw(_))) {
-                return Ok(rects);
-            }
+        if let Event::FramebufferUpdate { rects } = event(conn).await?
+            && rects.iter().any(|r| matches!(r.data, RectData::Raw(_)))
+        {
+            return Ok(rects);
         }
     }
 }
@@ -207,17 +207,18 @@ async fn full_screen_and_key_events() -> Result<()> {
     for _ in 0..40 {
         conn.client().request_full_update(false);
         let rects = pixel_update(&mut conn).await?;
-        let mut area = 0usize;
+        let (mut area, mut lit_now) = (0usize, false);
         for r in &rects {
             if let RectData::Raw(px) = &r.data {
                 assert_eq!(px.len(), usize::from(r.w) * usize::from(r.h) * 4);
                 area += usize::from(r.w) * usize::from(r.h);
-                lit |= px.iter().any(|&b| b != 0);
+                lit_now |= px.iter().any(|&b| b != 0);
             }
         }
         // Smaller updates (damage, or a mode change in between) do not count.
         let (w, h) = conn.client().size();
-        if lit && area == usize::from(w) * usize::from(h) {
+        if lit_now && area == usize::from(w) * usize::from(h) {
+            lit = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
