@@ -9,6 +9,8 @@ import { desktops } from "./js/desktops.js";
 import { manageList, manageTemplate } from "./js/manage.js";
 import { adminUsers, adminGroups, adminSessions, adminGpus, adminAudit } from "./js/admin.js";
 import { account } from "./js/account.js";
+import { coursesPage } from "./js/courses.js";
+import { capacity } from "./js/capacity.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -43,11 +45,16 @@ export async function act(control, fn) {
 const isSteward = () => me && (me.role === "steward" || me.role === "admin");
 const isAdmin = () => me && me.role === "admin";
 
+const coursesLabel = () => (isSteward() ? "Courses" : "My courses");
+
+// `nav` and `title` are text or functions of the person (their role).
 const routes = [
   { path: /^\/?$/, href: "#/", page: catalogue, title: "Desktops to launch", nav: "Catalogue" },
-  { path: /^\/desktops$/, href: "#/desktops", page: desktops, title: "My desktops", nav: "My desktops" },
+  { path: /^\/desktops(?:\/([0-9a-f-]+))?$/, href: "#/desktops", page: desktops, title: "My desktops", nav: "My desktops" },
+  { path: /^\/courses$/, href: "#/courses", page: coursesPage, title: coursesLabel, nav: coursesLabel },
   { path: /^\/manage$/, href: "#/manage", page: manageList, title: "Templates", nav: "Templates", allowed: isSteward },
   { path: /^\/manage\/([0-9a-f-]+)$/, page: manageTemplate, title: "Template", allowed: isSteward },
+  { path: /^\/capacity$/, href: "#/capacity", page: capacity, title: "Capacity", nav: "Capacity", allowed: isSteward },
   { path: /^\/admin\/users$/, href: "#/admin/users", page: adminUsers, title: "Users", nav: "Users", allowed: isAdmin },
   { path: /^\/admin\/groups$/, href: "#/admin/groups", page: adminGroups, title: "Groups", nav: "Groups", allowed: isAdmin },
   { path: /^\/admin\/sessions$/, href: "#/admin/sessions", page: adminSessions, title: "All sessions", nav: "All sessions", allowed: isAdmin },
@@ -55,6 +62,8 @@ const routes = [
   { path: /^\/admin\/audit$/, href: "#/admin/audit", page: adminAudit, title: "Audit log", nav: "Audit log", allowed: isAdmin },
   { path: /^\/account$/, page: account, title: "Account" },
 ];
+
+const text = (x) => (typeof x === "function" ? x() : x);
 
 function renderShell() {
   const here = location.hash.replace(/^#/, "") || "/";
@@ -67,7 +76,7 @@ function renderShell() {
         .filter((r) => r.nav && (!r.allowed || r.allowed()))
         .map((r) => {
           const current = r.path.test(here);
-          return h("li", {}, h("a", { href: r.href, "aria-current": current ? "page" : null }, r.nav));
+          return h("li", {}, h("a", { href: r.href, "aria-current": current ? "page" : null }, text(r.nav)));
         }),
     ),
   );
@@ -118,7 +127,12 @@ function showLogin(message) {
           e.preventDefault();
           button.disabled = true;
           try {
-            await post("/auth/login", { username: user.value, password: pass.value });
+            const answer = await post("/auth/login", { username: user.value, password: pass.value });
+            // Auto-assign: the person's only template started a desktop for them; go to it.
+            if (answer && answer.session) {
+              location.hash = `#/desktops/${answer.session.id}`;
+              notify("A desktop was started for you at login.");
+            }
             await start();
           } catch (err) {
             replace(error, err.message);
@@ -152,7 +166,8 @@ async function route() {
     return;
   }
   const params = here.match(r.path).slice(1);
-  document.title = `${r.title} — osvdi`;
+  const title = text(r.title);
+  document.title = `${title} — osvdi`;
   const ctx = {
     me,
     main,
@@ -168,7 +183,7 @@ async function route() {
     await r.page(ctx, ...params);
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return showLogin();
-    replace(main, h("h1", {}, r.title), h("p", { class: "error", role: "alert" }, e.message));
+    replace(main, h("h1", {}, title), h("p", { class: "error", role: "alert" }, e.message));
   }
   // Move focus to the page's heading so that screen readers announce the new page.
   const heading = main.querySelector("h1");

@@ -2,12 +2,13 @@
 // template: log in, launch, watch it become ready, use the console with the keyboard and see
 // the guest answer, disconnect and reconnect from another browser, suspend and resume from the
 // portal; and the security cases: escaped names, token replay, other people's desktops and
-// consoles, cross-site requests, no console token in the server log. Screenshots of each step
-// go to tests/e2e/artifacts/.
+// consoles, cross-site requests, no console token in the server log. Then access policies and
+// courses (access.js). Screenshots of each step go to tests/e2e/artifacts/.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
+import { accessAndCourses } from "./access.js";
 import {
   BOOT_MS,
   Site,
@@ -24,13 +25,22 @@ const DEMO = "osvdi demo desktop";
 const EVIL_NAME = `<img src=x onerror="window.__xss=1">Evil & Co`;
 const EVIL_DESCRIPTION = `<script>window.__xss=2</script><b>not bold</b>`;
 
+// A named network for policies, and room for two demo desktops (1 vCPU each) for the courses.
+const CONFIG = `[networks]
+campus = ["10.0.0.0/8"]
+
+[desktops]
+host_vcpus = 2
+host_memory_mb = 2048
+`;
+
 let site;
 let chrome;
 let admin;
 const consoleTokens = [];
 
 before(async () => {
-  site = await Site.start();
+  site = await Site.start({ config: CONFIG });
   chrome = await browser();
   admin = await site.login("admin", site.adminPassword);
 });
@@ -119,6 +129,7 @@ test("the portal and the console, end to end", async (t) => {
     await portal.goto(site.url("/#/"));
     await card.waitFor();
     await shot(portal, "names-escaped");
+    assert.equal((await site.api("DELETE", `/templates/${created.body.id}`, { token: admin.token })).status, 204);
   });
 
   await t.test("a steward creates a template, uploads its image and shares it", async () => {
@@ -339,4 +350,8 @@ test("the portal and the console, end to end", async (t) => {
   });
 
   await context.close();
+});
+
+test("access policies and courses", async (t) => {
+  await accessAndCourses(t, { site, chrome, admin });
 });

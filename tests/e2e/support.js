@@ -3,7 +3,7 @@
 
 import { spawn, execFile } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -20,12 +20,19 @@ export const osvdiBin = () => {
   return bin;
 };
 
-/** A site: `osvdi template demo` on a fresh data directory, then `osvdi serve` on a free port. */
+/** A site: `osvdi template demo` on a fresh data directory, then `osvdi serve` on a free port,
+ * with `config` (TOML text) as its configuration file when given. */
 export class Site {
-  static async start() {
+  static async start({ config } = {}) {
     const site = new Site();
     site.dir = await mkdtemp(join(tmpdir(), "osvdi-e2e-"));
     site.data = join(site.dir, "data");
+    const serveArgs = ["serve", "--data-dir", site.data, "--listen", "127.0.0.1:0"];
+    if (config) {
+      site.config = join(site.dir, "osvdi.toml");
+      await writeFile(site.config, config);
+      serveArgs.push("--config", site.config);
+    }
     const { stdout } = await exec(osvdiBin(), ["template", "demo", "--data-dir", site.data], {
       env: { ...process.env, RUST_LOG: "warn" },
     });
@@ -34,7 +41,7 @@ export class Site {
     site.adminPassword = pw[1];
     site.log = join(site.dir, "serve.log");
     const log = createWriteStream(site.log);
-    site.server = spawn(osvdiBin(), ["serve", "--data-dir", site.data, "--listen", "127.0.0.1:0"], {
+    site.server = spawn(osvdiBin(), serveArgs, {
       env: { ...process.env, RUST_LOG: "debug" },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -166,9 +173,13 @@ export async function page(context) {
 }
 
 let shots = 0;
-/** Saves a screenshot as artifacts/NN-name.png. */
+/** Saves a screenshot of a page or an element as artifacts/NN-name.png (the first one of a run
+ * removes the previous run's). */
 export async function shot(p, name) {
   await mkdir(ARTIFACTS, { recursive: true });
+  if (shots === 0) {
+    for (const f of await readdir(ARTIFACTS)) if (/^\d+-.*\.png$/.test(f)) await rm(join(ARTIFACTS, f));
+  }
   shots += 1;
   const path = join(ARTIFACTS, `${String(shots).padStart(2, "0")}-${name}.png`);
   await p.screenshot({ path });

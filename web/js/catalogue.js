@@ -19,9 +19,9 @@ export async function catalogue(ctx) {
     const launch = h("button", { type: "button", disabled: !available, "aria-describedby": `why-${t.id}` }, "Launch");
     launch.addEventListener("click", () =>
       ctx.act(launch, async () => {
-        await post("/sessions", { template_id: t.id });
-        ctx.notify(`Starting “${t.name}”…`);
-        location.hash = "#/desktops";
+        const s = await post("/sessions", { template_id: t.id });
+        ctx.notify(s && s.reason ? `Starting “${t.name}”. ${s.reason}` : `Starting “${t.name}”…`);
+        location.hash = s && s.id ? `#/desktops/${s.id}` : "#/desktops";
       }),
     );
     list.append(
@@ -32,7 +32,7 @@ export async function catalogue(ctx) {
         t.description ? h("p", { class: "description" }, t.description) : null,
         h("p", { class: "specs" }, specs(t)),
         t.tags && t.tags.length ? h("ul", { class: "tags", "aria-label": "Tags" }, t.tags.map((x) => h("li", {}, x))) : null,
-        t.access ? h("p", { class: "access" }, t.access) : null,
+        t.access ? h("p", { class: "access" }, `Access: ${t.access}`) : null,
         h(
           "p",
           { id: `why-${t.id}`, class: available ? "visually-hidden" : "denied" },

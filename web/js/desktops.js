@@ -1,8 +1,10 @@
 // "My desktops": the person's live desktops with their state as it changes (server-sent
-// events), connected or not, last activity, and what can be done with each.
+// events), connected or not, last activity, when they end, and what can be done with each; a
+// notice when a course desktop is ready.
 
 import { del, get, post } from "./api.js";
 import { h, replace, time } from "./dom.js";
+import { endsAt } from "./zones.js";
 
 const STEPS = ["requested", "provisioning", "booting", "ready"];
 const TERMINAL = new Set(["ended", "failed"]);
@@ -30,9 +32,19 @@ export function stateCell(s) {
     step >= 0 && step < 3
       ? h("progress", { max: 3, value: step, "aria-label": `Starting: step ${step + 1} of 4` })
       : null,
+    s.expires_at && !TERMINAL.has(s.state)
+      ? h("p", { class: "expires" }, h("time", { datetime: s.expires_at, title: new Date(s.expires_at).toLocaleString() }, endsAt(s.expires_at)))
+      : null,
     s.reason ? h("p", { class: "reason" }, s.reason) : null,
   );
 }
+
+const connectLink = (s, name, cls) =>
+  h(
+    "a",
+    { class: `button ${cls || ""}`.trim(), href: `/console#${s.id}`, target: "_blank", rel: "noopener", "aria-label": `Connect to ${name} (opens a new tab)` },
+    "Connect",
+  );
 
 function actions(ctx, s, t, refresh) {
   const name = t ? t.name : "desktop";
@@ -46,7 +58,7 @@ function actions(ctx, s, t, refresh) {
     return b;
   };
   if (s.state === "ready") {
-    out.push(h("a", { class: "button primary", href: `/console#${s.id}`, target: "_blank", rel: "noopener", "aria-label": `Connect to ${name} (opens a new tab)` }, "Connect"));
+    out.push(connectLink(s, name, "primary"));
     if (t && t.protocols.includes("spice")) {
       out.push(h("a", { class: "button", href: `/api/v1/sessions/${s.id}/spice.vv`, download: "", "aria-label": `Open ${name} in remote-viewer` }, "Open in remote-viewer"));
     }
@@ -68,9 +80,16 @@ function actions(ctx, s, t, refresh) {
   return out;
 }
 
-export async function desktops(ctx) {
-  const [sessions, templates] = await Promise.all([get("/sessions?live=true"), get("/templates")]);
+/** `highlight`: the id of a desktop just started (from the catalogue or at login). */
+export async function desktops(ctx, highlight) {
+  const [sessions, templates, courses] = await Promise.all([
+    get("/sessions?live=true"),
+    get("/templates"),
+    get("/courses").catch(() => []),
+  ]);
   const byId = new Map(templates.map((t) => [t.id, t]));
+  const courseName = new Map(courses.map((c) => [c.id, c.name]));
+  const notices = h("div", { class: "course-notices", role: "status", "aria-live": "polite" });
   const body = h("tbody");
   const rows = new Map();
   const latest = new Map();
@@ -109,7 +128,7 @@ export async function desktops(ctx) {
     ];
     let row = rows.get(s.id);
     if (!row) {
-      row = h("tr", { "data-session": s.id });
+      row = h("tr", { "data-session": s.id, class: s.id === highlight ? "highlight" : null });
       rows.set(s.id, row);
       body.prepend(row);
     }
@@ -118,6 +137,28 @@ export async function desktops(ctx) {
     replace(row, cells);
     empty.hidden = rows.size > 0;
     table.hidden = rows.size === 0;
+    renderNotices();
+  }
+
+  // "Your course desktop for X is ready", once per ready course desktop, with its Connect.
+  function renderNotices() {
+    const ready = [...latest.values()].filter((s) => s.course_id && s.state === "ready");
+    const key = ready.map((s) => s.id).join(",");
+    if (notices.dataset.key === key) return;
+    notices.dataset.key = key;
+    replace(
+      notices,
+      ready.map((s) => {
+        const course = courseName.get(s.course_id) || "your course";
+        const t = byId.get(s.template_id);
+        return h(
+          "p",
+          { class: "course-ready", "data-session": s.id },
+          `Your course desktop for ${course} is ready. `,
+          connectLink(s, t ? t.name : course, "primary"),
+        );
+      }),
+    );
   }
 
   function watch(id) {
@@ -142,7 +183,8 @@ export async function desktops(ctx) {
   }
 
   for (const s of sessions.slice().reverse()) render(s);
-  replace(ctx.main, h("h1", {}, "My desktops"), table, empty);
+  replace(ctx.main, h("h1", {}, "My desktops"), notices, table, empty);
+  if (highlight && rows.has(highlight)) rows.get(highlight).scrollIntoView({ block: "nearest" });
   empty.hidden = rows.size > 0;
   table.hidden = rows.size === 0;
   watchAll();

@@ -3,6 +3,7 @@
 
 import { del, get, patch, post, put, sha256Base64, uploadImage } from "./api.js";
 import { field, formValues, h, replace, size, time } from "./dom.js";
+import { policySection } from "./policy.js";
 
 const mine = (ctx, t) => ctx.me.role === "admin" || t.owner_id === ctx.me.id;
 
@@ -214,35 +215,6 @@ function sharingSection(ctx, t, reload) {
       const v = formValues(form);
       await put(`/templates/${t.id}/sharing`, { visibility: v.visibility, groups: splitList(v.groups) });
       ctx.notify("Sharing saved");
-      await reload();
-    });
-  });
-  return form;
-}
-
-function policySection(ctx, t, reload) {
-  if (t.policy === undefined) return null;
-  const text = h("textarea", { name: "policy", rows: 8, class: "code", value: JSON.stringify(t.policy, null, 2), spellcheck: "false" });
-  const submit = h("button", { type: "submit" }, "Save policy");
-  const form = h(
-    "form",
-    { class: "card" },
-    h("h2", {}, "Access policy"),
-    t.access ? h("p", { class: "access" }, t.access) : null,
-    field("Policy (JSON)", text, "Who may launch and connect, from which networks, when."),
-    submit,
-  );
-  form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    ctx.act(submit, async () => {
-      let body;
-      try {
-        body = JSON.parse(text.value);
-      } catch (err) {
-        throw new Error(`The policy is not valid JSON: ${err.message}`);
-      }
-      await put(`/templates/${t.id}/policy`, body);
-      ctx.notify("Policy saved");
       await reload();
     });
   });

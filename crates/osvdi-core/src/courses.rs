@@ -429,16 +429,17 @@ impl Core {
             calendar = match sched::admit_course(&calendar, &inventory, &sc) {
                 Ok(c) => c,
                 Err(sched::SchedError::CourseConflict(conflict)) => {
+                    let message = self.with_course_names(conflict.to_string(), &course).await;
                     let object = format!("course:{}", course.id);
                     self.record(
                         caller,
                         AuditAction::CourseCreate,
                         object,
                         AuditOutcome::Denied,
-                        conflict.to_string(),
+                        message.clone(),
                     )
                     .await;
-                    return Err(CoreError::Conflict(conflict.to_string()));
+                    return Err(CoreError::Conflict(message));
                 }
                 Err(e) => return Err(CoreError::Invalid(format!("Invalid course: {e}"))),
             };
@@ -464,6 +465,28 @@ impl Core {
         )
         .await;
         Ok(course)
+    }
+
+    /// The scheduler names courses by id (with `~segment` and `#slot` suffixes); people know
+    /// them by name.
+    async fn with_course_names(&self, mut message: String, new: &Course) -> String {
+        let mut known = self.store.courses().await.unwrap_or_default();
+        known.push(new.clone());
+        for c in &known {
+            let id = c.id.to_string();
+            while let Some(at) = message.find(&id) {
+                let rest = &message[at + id.len()..];
+                let suffix: usize = rest
+                    .char_indices()
+                    .take_while(|(i, ch)| {
+                        matches!(ch, '~' | '#') || (*i > 0 && ch.is_ascii_digit())
+                    })
+                    .map(|(_, ch)| ch.len_utf8())
+                    .sum();
+                message.replace_range(at..at + id.len() + suffix, &format!("'{}'", c.name));
+            }
+        }
+        message
     }
 
     /// Courses the caller may see: all for stewards and admins, their groups' for others.

@@ -1,6 +1,7 @@
 //! Integration tests of osvdi-rfb: synthetic handshakes, replays of byte streams recorded from
 //! QEMU 7.2 (`tests/data/`), and live sessions against a QEMU spawned here.
 
+mod garbage;
 mod handshake;
 mod live;
 mod replay;
