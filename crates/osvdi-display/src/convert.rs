@@ -130,12 +130,14 @@ pub fn bgrx_to_i420_rect(
     Ok(())
 }
 
-/// Y = 16 + (66 R + 129 G + 25 B + 128) / 256. The sum fits in 16 bits (at most 56,228).
+/// Y = 16 + (66 R + 129 G + 25 B + 128) / 256. Each pixel is read as one little-endian
+/// `u32` (B in the low byte), which the compiler turns into wide loads and shifts.
 #[inline]
 fn luma_row(src: &[u8], dst: &mut [u8]) {
     for (px, y) in src.chunks_exact(4).zip(dst.iter_mut()) {
-        let (b, g, r) = (u16::from(px[0]), u16::from(px[1]), u16::from(px[2]));
-        *y = ((66 * r + 129 * g + 25 * b + 128) >> 8) as u8 + 16;
+        let p = u32::from_le_bytes([px[0], px[1], px[2], px[3]]);
+        let (b, g, r) = (p & 0xff, (p >> 8) & 0xff, (p >> 16) & 0xff);
+        *y = (((66 * r + 129 * g + 25 * b + 128) >> 8) + 16) as u8;
     }
 }
 

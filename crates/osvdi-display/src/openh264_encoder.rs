@@ -33,6 +33,10 @@ pub struct OpenH264Config {
     pub threads: u16,
 }
 
+/// Camera mode by measurement (`cargo bench -p osvdi-display`, 1080p, one core): typing
+/// 6.4 ms and 2,972 B per picture at 39.8 dB, scrolling 14.6 ms / 26 KB at 38.8 dB; screen
+/// mode took 32 ms and 46 ms, and coded typing in 57 B per picture at 34.5 dB (it leaves
+/// small changes behind).
 impl Default for OpenH264Config {
     fn default() -> Self {
         Self {
