@@ -46,14 +46,6 @@ export function describe(c) {
   return `Weekly on ${daysLabel(w.days)}, ${w.start}–${w.end} (${w.time_zone}), ${w.first} to ${w.last}${except}`;
 }
 
-const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:~\d+)?(?:#\d+)?/g;
-
-/** The server's refusal with course ids replaced by course names (`fresh` for the new one). */
-export function withNames(message, courses, fresh) {
-  const names = new Map(courses.map((c) => [c.id, c.name]));
-  return message.replace(UUID, (m) => `“${names.get(m.slice(0, 36)) ?? fresh}”`);
-}
-
 function courseTable(ctx, courses, templates, steward, reload) {
   const templateName = new Map(templates.map((t) => [t.id, t.name]));
   const rows = courses.map((c) => {
@@ -231,7 +223,7 @@ function bookingForm(ctx, courses, templates, reload) {
           replace(
             error,
             h("p", { class: "refusal-title" }, err.status === 409 ? `“${name}” was not booked: it does not fit` : `“${name}” was not booked`),
-            h("p", {}, withNames(err.message, courses, name)),
+            h("p", {}, err.message),
           );
           return;
         }
