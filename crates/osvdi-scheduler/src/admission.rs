@@ -105,34 +105,8 @@ fn chains_with(calendar: &Calendar, course: &CourseId) -> Vec<(UnixMillis, UnixM
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calendar::Schedule;
-    use crate::model::{DesktopRequest, Host, Resources};
 
-    const H: i64 = 3_600_000;
-
-    fn shape(vcpus: u32) -> DesktopRequest {
-        DesktopRequest::new("t", Resources::new(vcpus, 1024, 10))
-    }
-
-    fn once(id: &str, count: u32, vcpus: u32, from_h: i64, to_h: i64) -> Course {
-        Course {
-            id: id.into(),
-            group: "g".into(),
-            shape: shape(vcpus),
-            count,
-            schedule: Schedule::Once(Slot {
-                start: UnixMillis(from_h * H),
-                end: UnixMillis(to_h * H),
-            }),
-            utc_offset_minutes: 0,
-        }
-    }
-
-    /// Two hosts of 8 vCPUs.
-    fn inv() -> Inventory {
-        let cap = Resources::new(8, 65_536, 1000);
-        Inventory::new(vec![Host::new("a", "s", cap), Host::new("b", "s", cap)]).unwrap()
-    }
+    use crate::testkit::{inv, once};
 
     #[test]
     fn courses_fit_beside_each_other_or_are_refused_with_the_slot() {

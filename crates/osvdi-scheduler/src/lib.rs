@@ -32,6 +32,8 @@ mod placement;
 mod rng;
 mod scenario;
 mod sim;
+#[cfg(test)]
+mod testkit;
 mod usage;
 mod warm;
 

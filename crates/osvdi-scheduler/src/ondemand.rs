@@ -300,34 +300,9 @@ fn shorten(
 mod tests {
     use super::*;
     use crate::admission::admit_course;
-    use crate::calendar::{Course, Schedule, Slot};
     use crate::model::{Gpu, Host, Resources};
 
-    const H: i64 = 3_600_000;
-
-    fn shape(vcpus: u32) -> DesktopRequest {
-        DesktopRequest::new("t", Resources::new(vcpus, 1024, 10))
-    }
-
-    fn once(id: &str, count: u32, vcpus: u32, from_h: i64, to_h: i64) -> Course {
-        Course {
-            id: id.into(),
-            group: "g".into(),
-            shape: shape(vcpus),
-            count,
-            schedule: Schedule::Once(Slot {
-                start: UnixMillis(from_h * H),
-                end: UnixMillis(to_h * H),
-            }),
-            utc_offset_minutes: 0,
-        }
-    }
-
-    /// Two hosts of 8 vCPUs.
-    fn inv() -> Inventory {
-        let cap = Resources::new(8, 65_536, 1000);
-        Inventory::new(vec![Host::new("a", "s", cap), Host::new("b", "s", cap)]).unwrap()
-    }
+    use crate::testkit::{H, inv, once, shape};
 
     fn ask(desktop: &str, vcpus: u32, end_h: Option<i64>) -> OnDemand {
         OnDemand {
