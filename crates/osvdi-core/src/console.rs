@@ -42,6 +42,8 @@ pub struct ConsoleToken {
 enum Purpose {
     /// The browser console (RFB over a WebSocket).
     Vnc,
+    /// The H.264 video stream (`/ws/stream`).
+    Stream,
 }
 
 #[derive(Debug)]
@@ -138,6 +140,21 @@ impl Core {
     /// A one-time token for the browser console of a ready desktop: for its owner (or an
     /// admin), where the template's policy allows it now.
     pub async fn console_token(&self, caller: &Caller, id: DesktopId) -> Result<ConsoleToken> {
+        self.issue_token(caller, id, Purpose::Vnc).await
+    }
+
+    /// Like [`Core::console_token`], for the desktop's H.264 video stream (`/ws/stream`): the
+    /// same checks; a stream token opens only a stream, a console token only a console.
+    pub async fn stream_token(&self, caller: &Caller, id: DesktopId) -> Result<ConsoleToken> {
+        self.issue_token(caller, id, Purpose::Stream).await
+    }
+
+    async fn issue_token(
+        &self,
+        caller: &Caller,
+        id: DesktopId,
+        purpose: Purpose,
+    ) -> Result<ConsoleToken> {
         let d = self.desktop(caller, id).await?;
         if d.state != DesktopState::Ready {
             return Err(CoreError::Conflict(format!(
@@ -157,7 +174,7 @@ impl Core {
                 Grant {
                     desktop: id,
                     user: caller.who.id,
-                    purpose: Purpose::Vnc,
+                    purpose,
                     expires_at,
                     spent: false,
                 },
@@ -168,7 +185,10 @@ impl Core {
             AuditAction::ConsoleOpen,
             format!("session:{id}"),
             AuditOutcome::Success,
-            "console token issued",
+            match purpose {
+                Purpose::Vnc => "console token issued",
+                Purpose::Stream => "stream token issued",
+            },
         )
         .await;
         Ok(ConsoleToken {
@@ -180,7 +200,11 @@ impl Core {
 
     /// Spends a console token (its first presentation spends it, whatever follows) and checks
     /// it was `caller`'s, is in time, and the desktop is ready and allowed now.
-    fn spend(&self, token: &str) -> std::result::Result<Grant, (Refusal, Option<DesktopId>)> {
+    fn spend(
+        &self,
+        token: &str,
+        purpose: Purpose,
+    ) -> std::result::Result<Grant, (Refusal, Option<DesktopId>)> {
         let now = self.now();
         let mut grants = lock(&self.consoles.grants);
         grants.retain(|_, g| g.expires_at.plus(REMEMBER) > now);
@@ -191,6 +215,10 @@ impl Core {
             return Err((Refusal::Replayed, Some(g.desktop)));
         }
         g.spent = true;
+        // Presented at the wrong door: spent, and refused like a made-up token.
+        if g.purpose != purpose {
+            return Err((Refusal::Unknown, Some(g.desktop)));
+        }
         if g.expires_at <= now {
             return Err((Refusal::Expired, Some(g.desktop)));
         }
@@ -204,7 +232,26 @@ impl Core {
         caller: &Caller,
         token: &str,
     ) -> Result<ConsoleLink> {
-        let grant = match self.spend(token) {
+        self.redeem(caller, token, Purpose::Vnc).await
+    }
+
+    /// Redeems a stream token (from [`Core::stream_token`]) for the desktop's VNC endpoint,
+    /// which the server turns into video; otherwise as [`Core::open_console`].
+    pub async fn open_stream(
+        self: &Arc<Self>,
+        caller: &Caller,
+        token: &str,
+    ) -> Result<ConsoleLink> {
+        self.redeem(caller, token, Purpose::Stream).await
+    }
+
+    async fn redeem(
+        self: &Arc<Self>,
+        caller: &Caller,
+        token: &str,
+        purpose: Purpose,
+    ) -> Result<ConsoleLink> {
+        let grant = match self.spend(token, purpose) {
             Ok(g) if g.user != caller.who.id => Err((Refusal::OtherPerson, Some(g.desktop))),
             other => other,
         };
@@ -224,7 +271,7 @@ impl Core {
                 return Err(refusal.error());
             }
         };
-        debug_assert_eq!(grant.purpose, Purpose::Vnc);
+        debug_assert_eq!(grant.purpose, purpose);
         let d = self.desktop(caller, grant.desktop).await?;
         if d.state != DesktopState::Ready {
             return Err(CoreError::Conflict(format!(
@@ -286,6 +333,12 @@ impl ConsoleLink {
         if !self.input.feed(bytes) {
             return;
         }
+        self.input_activity().await;
+    }
+
+    /// A person's input arrived by another way than RFB bytes (the video stream's own
+    /// messages): activity, written down at most every 30 s.
+    pub async fn input_activity(&mut self) {
         let now = self.core.now();
         if self.last_touch.until(now) < TOUCH_EVERY {
             return;

@@ -60,6 +60,8 @@ pub(crate) fn shell_script() -> String {
 # Starts the shell of one console; $1 names it (tty1 or ttyS0).
 case "$1" in
 tty1)
+    # A steady cursor: an idle desktop's screen does not change (and streams no video).
+    echo 0 > /sys/class/graphics/fbcon/cursor_blink 2>/dev/null
     clear
     cat /etc/motd
     touch {SCREEN_UP_FLAG}

@@ -26,9 +26,28 @@ const SUBPROTOCOL: &str = "binary";
 /// The largest message a viewer may send (clipboard text is the big one).
 const MAX_MESSAGE: usize = 4 << 20;
 
+/// What a token is for: the browser console (RFB relay, the default) or the H.264 video
+/// stream (`/ws/stream`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TokenPurpose {
+    #[default]
+    Console,
+    Stream,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct OpenParams {
+    /// `console` (default): a token for `/ws/console`; `stream`: for `/ws/stream`.
+    #[serde(default)]
+    #[param(inline)]
+    purpose: TokenPurpose,
+}
+
 /// A one-time token for the session's browser console, valid for 60 s: open
 /// `GET /ws/console?token=...` (WebSocket, subprotocol `binary`, with the same login) with it.
-#[utoipa::path(post, path = "/api/v1/sessions/{id}/console", tag = "sessions", params(("id" = String, Path)),
+/// With `?purpose=stream`, the token is for `GET /ws/stream?token=...` (H.264 video) instead.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/console", tag = "sessions", params(("id" = String, Path), OpenParams),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = ConsoleDto), (status = 403, description = "Not allowed now (policy)", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "The session is not ready", body = ErrorBody)))]
@@ -37,10 +56,19 @@ pub(crate) async fn open(
     auth: Authed,
     headers: HeaderMap,
     Path(id): Path<String>,
+    params: Result<Query<OpenParams>, QueryRejection>,
 ) -> Result<Json<ConsoleDto>, ApiError> {
     let id: DesktopId = id.parse().map_err(|_| ApiError::not_found("Session"))?;
-    let t = s.core.console_token(&auth.caller, id).await?;
-    let path = format!("/ws/console?token={}", t.token);
+    let Ok(Query(params)) = params else {
+        return Err(ApiError::bad_request(
+            "purpose must be \"console\" or \"stream\"",
+        ));
+    };
+    let (t, route) = match params.purpose {
+        TokenPurpose::Console => (s.core.console_token(&auth.caller, id).await?, "console"),
+        TokenPurpose::Stream => (s.core.stream_token(&auth.caller, id).await?, "stream"),
+    };
+    let path = format!("/ws/{route}?token={}", t.token);
     let url = match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
         Some(host) => {
             let scheme = if s.http.secure_cookies { "wss" } else { "ws" };
@@ -63,7 +91,7 @@ pub(crate) struct ConsoleParams {
 
 /// A WebSocket page may be opened from any site, with the person's cookie: only pages of this
 /// server may open one (the token is the main guard; this is the second).
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };

@@ -6,6 +6,7 @@ mod console;
 mod courses;
 mod sessions;
 mod spice;
+mod stream;
 mod system;
 mod templates;
 
@@ -94,6 +95,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(spice::vv))
         .routes(routes!(console::open))
         .routes(routes!(console::relay))
+        .routes(routes!(stream::stream))
         .routes(routes!(system::audit))
         .routes(routes!(system::gpus))
 }

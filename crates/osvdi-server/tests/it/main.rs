@@ -13,6 +13,7 @@ mod policies;
 mod sessions;
 mod sharing;
 mod spice;
+mod stream;
 mod system;
 mod upload;
 mod x11;
