@@ -136,7 +136,7 @@ async fn encrypted_qcow2_is_refused() {
             "--object",
             "secret,id=s0,data=hunter2",
             "-o",
-            "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10",
+            "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=200",
         ],
     );
     let err = inspect(&path).await.unwrap_err();

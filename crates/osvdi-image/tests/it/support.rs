@@ -18,9 +18,19 @@ pub fn qemu() -> QemuImg {
     QemuImg::locate(None).expect("qemu-img must be installed (qemu-utils) to run these tests")
 }
 
-/// Runs a program (no shell) and panics with its stderr if it fails.
+/// Runs a program (no shell) and panics with its stderr if it fails. qemu's LUKS key
+/// derivation times itself with getrusage, which in some VMs sporadically reads no CPU time
+/// ("Unable to get accurate CPU usage"): that one error is retried.
 pub fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program).args(args).output().expect(program);
+    let mut out = Command::new(program).args(args).output().expect(program);
+    for _ in 0..10 {
+        if out.status.success()
+            || !String::from_utf8_lossy(&out.stderr).contains("accurate CPU usage")
+        {
+            break;
+        }
+        out = Command::new(program).args(args).output().expect(program);
+    }
     assert!(
         out.status.success(),
         "{program} {args:?} failed: {}",
