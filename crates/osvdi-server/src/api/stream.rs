@@ -223,6 +223,16 @@ struct Stream<S> {
     frame_number: u32,
 }
 
+/// Runs CPU-heavy work (colour conversion and encoding: milliseconds per frame, more at 1080p)
+/// without stalling the other tasks of this worker: on the multi-threaded runtime the worker
+/// hands its other tasks over first.
+fn encode_off_the_reactor<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
     async fn pump(
         mut source: SplitStream<WebSocket>,
@@ -280,7 +290,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
                     tx.reserve().await
                 }, if me.dirty => {
                     let Ok(permit) = permit else { return Ok(()) };
-                    if let Some(out) = me.picture()? {
+                    if let Some(out) = encode_off_the_reactor(|| me.picture())? {
                         permit.send(out);
                     }
                 }
