@@ -20,7 +20,7 @@ use osvdi_model::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{Caller, Core, CoreError, DesktopChange, Result};
+use crate::{Caller, Core, CoreError, Result};
 
 /// How long a console token can be redeemed.
 pub const CONSOLE_TOKEN_TTL: Duration = Duration::from_secs(60);
@@ -102,17 +102,6 @@ impl Refusal {
 }
 
 impl Core {
-    fn announce(&self, d: &Desktop) {
-        // Connected or not is part of what live views show; nobody listening is fine.
-        let _ = self.changes.send(DesktopChange {
-            desktop: d.id,
-            owner: d.owner,
-            state: d.state,
-            reason: d.reason.clone(),
-            at: self.now(),
-        });
-    }
-
     /// Whether a browser console is connected to the desktop now.
     pub fn is_connected(&self, id: DesktopId) -> bool {
         lock(&self.consoles.live).get(&id).is_some_and(|n| *n > 0)

@@ -103,6 +103,17 @@ impl Core {
         Ok(moved)
     }
 
+    /// Tells live views about a desktop as it is now (nobody listening is fine).
+    pub(crate) fn announce(&self, d: &Desktop) {
+        let _ = self.changes.send(DesktopChange {
+            desktop: d.id,
+            owner: d.owner,
+            state: d.state,
+            reason: d.reason.clone(),
+            at: self.now(),
+        });
+    }
+
     /// A desktop the caller may see: their own, or any for admins. Others are "not found".
     pub async fn desktop(&self, caller: &Caller, id: DesktopId) -> Result<Desktop> {
         let d = self
@@ -174,7 +185,7 @@ impl Core {
         // A desktop started ahead for a course slot covering this person goes first (the
         // scheduler counts it as the slot's already), then one of the template's pool.
         if under_quota && let Some(w) = self.claim_course_warm(caller, &t, now).await? {
-            return Ok(self.handed_over(caller, &t, w, now).await);
+            return Ok(self.handed_over(caller, &t, w).await);
         }
         let admission = self.admit_launch(caller, &t, d.id, expires).await?;
         if under_quota
@@ -184,7 +195,7 @@ impl Core {
                 .claim_warm(t.id, None, caller.who.id, admission.end, now)
                 .await?
         {
-            return Ok(self.handed_over(caller, &t, w, now).await);
+            return Ok(self.handed_over(caller, &t, w).await);
         }
         d.expires_at = admission.end;
         d.reservation = admission.reservation;
@@ -197,13 +208,7 @@ impl Core {
             }
             r => r?,
         }
-        let _ = self.changes.send(DesktopChange {
-            desktop: d.id,
-            owner: d.owner,
-            state: d.state,
-            reason: None,
-            at: now,
-        });
+        self.announce(&d);
         let detail = format!("template {} version {version}", t.spec.name);
         self.record(
             caller,
@@ -220,21 +225,8 @@ impl Core {
     }
 
     /// Announces and audits a warm desktop handed to `caller`.
-    async fn handed_over(
-        &self,
-        caller: &Caller,
-        t: &Template,
-        w: Desktop,
-        now: UnixMillis,
-    ) -> Desktop {
-        let change = DesktopChange {
-            desktop: w.id,
-            owner: w.owner,
-            state: w.state,
-            reason: None,
-            at: now,
-        };
-        let _ = self.changes.send(change);
+    async fn handed_over(&self, caller: &Caller, t: &Template, w: Desktop) -> Desktop {
+        self.announce(&w);
         let detail = format!(
             "template {} version {} (warm)",
             t.spec.name, w.template_version

@@ -154,13 +154,7 @@ impl Core {
         d.expires_at = a.end;
         d.reservation = slot.map(|s| format!("{}:{}", s.course, s.index));
         self.store.create_desktop(&d).await?;
-        let _ = self.changes.send(crate::DesktopChange {
-            desktop: d.id,
-            owner: d.owner,
-            state: d.state,
-            reason: None,
-            at: now,
-        });
+        self.announce(&d);
         let core = Arc::clone(self);
         let template = t.clone();
         tokio::spawn(async move { core.provision(d, template).await });

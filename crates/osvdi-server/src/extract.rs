@@ -56,24 +56,36 @@ fn bearer_token(parts: &Parts) -> Option<&str> {
 /// Cookies ride along on cross-site requests; a state-changing request authenticated by
 /// cookie must come from a page of this server. (Bearer tokens are never sent implicitly.)
 fn same_origin(parts: &Parts) -> bool {
-    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return true;
-    }
-    let Some(origin) = parts
-        .headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-    else {
+    matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || origin_matches_host(&parts.headers)
+}
+
+/// Whether the request's `Origin` (if any) is this server as the client addressed it.
+pub(crate) fn origin_matches_host(headers: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let host = parts
-        .headers
+    let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     origin
         .split_once("://")
         .is_some_and(|(_, rest)| rest == host)
+}
+
+/// A WebSocket may be opened from any site's page with the person's cookie: only pages of
+/// this server may open one (the one-time token is the main guard; this is the second).
+pub(crate) fn refuse_cross_site(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    if origin_matches_host(headers) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "Cross-site request refused",
+        ))
+    }
 }
 
 impl FromRequestParts<AppState> for Authed {

@@ -15,10 +15,11 @@ use osvdi_core::ConsoleLink;
 use osvdi_model::DesktopId;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::either::Either;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::Authed;
+use crate::extract::{Authed, refuse_cross_site};
 use crate::wire::{ConsoleDto, rfc3339};
 
 /// The WebSocket subprotocol noVNC asks for.
@@ -89,21 +90,6 @@ pub(crate) struct ConsoleParams {
     token: String,
 }
 
-/// A WebSocket page may be opened from any site, with the person's cookie: only pages of this
-/// server may open one (the token is the main guard; this is the second).
-pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    origin
-        .split_once("://")
-        .is_some_and(|(_, rest)| rest == host)
-}
-
 /// The browser console: a WebSocket (subprotocol `binary`) relaying RFB to the desktop. Needs
 /// the login that asked for the token, and the token, once.
 #[utoipa::path(get, path = "/ws/console", tag = "sessions", params(ConsoleParams),
@@ -118,17 +104,24 @@ pub(crate) async fn relay(
     params: Result<Query<ConsoleParams>, QueryRejection>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    if !same_origin(&headers) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Cross-site request refused",
-        ));
-    }
+    refuse_cross_site(&headers)?;
     let Ok(Query(params)) = params else {
         return Err(ApiError::bad_request("A console token is needed"));
     };
     let link = s.core.open_console(&auth.caller, &params.token).await?;
+    let ws = ws
+        .protocols([SUBPROTOCOL])
+        .max_message_size(MAX_MESSAGE)
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "console upgrade failed"));
+    let vnc = connect_display(&link).await?;
+    Ok(ws.on_upgrade(move |socket| pump(socket, vnc, link)))
+}
+
+/// A connection to the desktop's display (RFB), for the console relay and the video stream.
+pub(crate) type Display = Either<tokio::net::UnixStream, tokio::net::TcpStream>;
+
+/// Connects to the display of the desktop a redeemed token opened.
+pub(crate) async fn connect_display(link: &ConsoleLink) -> Result<Display, ApiError> {
     let unreachable = |e: std::io::Error| {
         tracing::warn!(desktop = %link.desktop(), error = %e, "cannot reach the desktop's VNC socket");
         ApiError::new(
@@ -137,23 +130,18 @@ pub(crate) async fn relay(
             "The desktop's display cannot be reached; try again",
         )
     };
-    let ws = ws
-        .protocols([SUBPROTOCOL])
-        .max_message_size(MAX_MESSAGE)
-        .on_failed_upgrade(|e| tracing::debug!(error = %e, "console upgrade failed"));
-    Ok(match link.vnc().clone() {
-        VncEndpoint::Unix(path) => {
-            let vnc = tokio::net::UnixStream::connect(&path)
+    Ok(match link.vnc() {
+        VncEndpoint::Unix(path) => Either::Left(
+            tokio::net::UnixStream::connect(path)
                 .await
-                .map_err(unreachable)?;
-            ws.on_upgrade(move |socket| pump(socket, vnc, link))
-        }
+                .map_err(unreachable)?,
+        ),
         VncEndpoint::Tcp(addr) => {
-            let vnc = tokio::net::TcpStream::connect(addr)
+            let tcp = tokio::net::TcpStream::connect(addr)
                 .await
                 .map_err(unreachable)?;
-            let _ = vnc.set_nodelay(true);
-            ws.on_upgrade(move |socket| pump(socket, vnc, link))
+            let _ = tcp.set_nodelay(true);
+            Either::Right(tcp)
         }
     })
 }

@@ -24,12 +24,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use osvdi_compute::VncEndpoint;
 use osvdi_core::ConsoleLink;
 use osvdi_display::nal::{NAL_SPS, nal_type, split_annex_b};
 use osvdi_display::{
@@ -42,9 +41,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use crate::AppState;
-use crate::api::console::same_origin;
+use crate::api::console::connect_display;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::Authed;
+use crate::extract::{Authed, refuse_cross_site};
 
 /// At most one picture per this interval (about 30 per second).
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(33);
@@ -75,43 +74,16 @@ pub(crate) async fn stream(
     params: Result<Query<StreamParams>, QueryRejection>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    if !same_origin(&headers) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Cross-site request refused",
-        ));
-    }
+    refuse_cross_site(&headers)?;
     let Ok(Query(params)) = params else {
         return Err(ApiError::bad_request("A stream token is needed"));
     };
     let link = s.core.open_stream(&auth.caller, &params.token).await?;
-    let unreachable = |e: std::io::Error| {
-        tracing::warn!(desktop = %link.desktop(), error = %e, "cannot reach the desktop's VNC socket");
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "internal",
-            "The desktop's display cannot be reached; try again",
-        )
-    };
     let ws = ws
         .max_message_size(MAX_MESSAGE)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "stream upgrade failed"));
-    Ok(match link.vnc().clone() {
-        VncEndpoint::Unix(path) => {
-            let vnc = tokio::net::UnixStream::connect(&path)
-                .await
-                .map_err(unreachable)?;
-            ws.on_upgrade(move |socket| run(socket, vnc, link))
-        }
-        VncEndpoint::Tcp(addr) => {
-            let vnc = tokio::net::TcpStream::connect(addr)
-                .await
-                .map_err(unreachable)?;
-            let _ = vnc.set_nodelay(true);
-            ws.on_upgrade(move |socket| run(socket, vnc, link))
-        }
-    })
+    let vnc = connect_display(&link).await?;
+    Ok(ws.on_upgrade(move |socket| run(socket, vnc, link)))
 }
 
 /// What the viewer may send.

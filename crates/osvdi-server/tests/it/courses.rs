@@ -174,7 +174,6 @@ async fn courses_are_admitted_and_reserved_desktops_go_to_members() {
         .map(|e| e["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(outcomes, ["success", "denied", "success"]);
-    let _ = Value::Null;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
