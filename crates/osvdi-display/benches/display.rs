@@ -211,5 +211,55 @@ fn bench_encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_damage, bench_convert, bench_encode);
+/// ffmpeg's libx264 (`--features ffmpeg`) on the same sequences, for comparison.
+#[cfg(feature = "ffmpeg")]
+fn bench_x264(c: &mut Criterion) {
+    use osvdi_display::{FfmpegConfig, FfmpegEncoder, VideoEncoder};
+    let sequences = [("typing", typing(60)), ("scrolling", scrolling(60))];
+    let x264 = || FfmpegEncoder::new(FfmpegConfig::default(), W, H).unwrap();
+    for (name, frames) in &sequences {
+        let mut enc = x264();
+        let mut dec = Decoder::new().unwrap();
+        let idr = enc.encode(&frames[0], false).unwrap();
+        dec.decode(&idr.data).unwrap();
+        let (mut bytes, mut psnr) = (0, 0.0);
+        for f in &frames[1..] {
+            let out = enc.encode(f, false).unwrap();
+            bytes += out.data.len();
+            psnr += psnr_y(&dec.decode(&out.data).unwrap().unwrap(), f);
+        }
+        let n = (frames.len() - 1) as f64;
+        println!(
+            "quality {name}/x264: IDR {} B, P {:.0} B/picture, Y PSNR {:.1} dB",
+            idr.data.len(),
+            bytes as f64 / n,
+            psnr / n
+        );
+    }
+    let mut group = c.benchmark_group("x264-1080p");
+    group.sample_size(20);
+    for (name, frames) in &sequences {
+        let mut enc = x264();
+        enc.encode(&frames[0], false).unwrap();
+        let mut i = 0;
+        group.bench_function(format!("{name}/ultrafast-zerolatency"), |b| {
+            b.iter(|| {
+                i = (i + 1) % frames.len();
+                black_box(enc.encode(&frames[i], false).unwrap())
+            });
+        });
+    }
+    group.finish();
+}
+
+#[cfg(not(feature = "ffmpeg"))]
+fn bench_x264(_: &mut Criterion) {}
+
+criterion_group!(
+    benches,
+    bench_damage,
+    bench_convert,
+    bench_encode,
+    bench_x264
+);
 criterion_main!(benches);

@@ -146,7 +146,7 @@ impl VideoEncoder for OpenH264Encoder {
     }
 }
 
-fn check_size(width: u32, height: u32) -> Result<(), DisplayError> {
+pub(crate) fn check_size(width: u32, height: u32) -> Result<(), DisplayError> {
     let (long, short) = (width.max(height), width.min(height));
     if width == 0 || height == 0 || width % 2 == 1 || height % 2 == 1 || long > 3840 || short > 2160
     {
