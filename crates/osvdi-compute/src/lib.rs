@@ -5,11 +5,16 @@
 pub mod mdev;
 pub mod qemu;
 
+mod websocket;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use osvdi_model::{DesktopId, ImageFormat};
+use osvdi_model::{DesktopId, ImageFormat, TemplateId};
+
+pub use websocket::{VncStream, connect_vnc};
 
 /// What a backend can do. The broker checks these instead of trying and failing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,6 +80,9 @@ pub enum PowerState {
 pub enum VncEndpoint {
     Unix(PathBuf),
     Tcp(SocketAddr),
+    /// RFB inside WebSocket binary messages (a cloud's console proxy, e.g. nova-novncproxy).
+    /// The URL carries a one-time token: never log it.
+    WebSocket(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +100,51 @@ pub enum ComputeEvent {
     Ready { id: DesktopId },
     /// The process ended on its own (guest powered off, crash, kill).
     Exited { id: DesktopId, reason: String },
+}
+
+/// A template version's image, for backends that keep their own copy (a cloud's image
+/// service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedImage {
+    pub template: TemplateId,
+    pub version: u32,
+    pub path: PathBuf,
+    pub format: ImageFormat,
+    /// The template's free-text OS ("ubuntu-24.04", "windows-11").
+    pub os: String,
+}
+
+/// A host of a cloud as the backend reads it (OpenStack: Placement), for the scheduler: the
+/// room osvdi may use there (what other tenants use is already taken off).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCapacity {
+    pub name: String,
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+    pub gpus: Vec<GpuCapacity>,
+}
+
+/// A physical GPU of a cloud host: instances of one vGPU type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuCapacity {
+    /// The vGPU type as templates name it (OpenStack: the Placement trait, `CUSTOM_...`).
+    pub vgpu_type: String,
+    pub instances: u32,
+}
+
+/// Where a desktop landed: a host of [`CloudHosts::hosts`] and the index of its GPU there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub host: String,
+    pub gpu: Option<usize>,
+}
+
+/// The hosts a backend spreads desktops over, and where each desktop went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloudHosts {
+    pub hosts: Vec<HostCapacity>,
+    pub placed: HashMap<DesktopId, Placed>,
 }
 
 /// Why a backend operation failed.
@@ -156,4 +209,27 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
     ) -> Result<(), ComputeError>;
     /// Events the backend notices on its own. Each call gives a new receiver.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ComputeEvent>;
+
+    /// Whether the backend picks vGPUs itself (a cloud's scheduler): the broker then hands out
+    /// no local mdev instance and `DesktopSpec::vgpu_device` stays empty.
+    fn places_vgpus(&self) -> bool {
+        false
+    }
+
+    /// The hosts desktops run on when the backend spreads them over many (a cloud), with
+    /// their room; `None` (the default): this machine, as configured.
+    async fn hosts(&self) -> Result<Option<CloudHosts>, ComputeError> {
+        Ok(None)
+    }
+
+    /// A template version became ready: backends with their own image store copy it there.
+    async fn publish_image(&self, _image: &PublishedImage) -> Result<(), ComputeError> {
+        Ok(())
+    }
+
+    /// A template version was deleted: backends with their own image store remove their copy
+    /// (once no desktop uses it).
+    async fn delete_image(&self, _template: TemplateId, _version: u32) -> Result<(), ComputeError> {
+        Ok(())
+    }
 }

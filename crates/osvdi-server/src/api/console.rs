@@ -10,12 +10,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
-use osvdi_compute::VncEndpoint;
 use osvdi_core::ConsoleLink;
 use osvdi_model::DesktopId;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_util::either::Either;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
@@ -117,32 +115,19 @@ pub(crate) async fn relay(
     Ok(ws.on_upgrade(move |socket| pump(socket, vnc, link)))
 }
 
-/// A connection to the desktop's display (RFB), for the console relay and the video stream.
-pub(crate) type Display = Either<tokio::net::UnixStream, tokio::net::TcpStream>;
+/// A connection to the desktop's display (RFB), for the console relay and the video stream:
+/// whatever the backend said (a unix socket, TCP, or a cloud console proxy's WebSocket).
+pub(crate) type Display = osvdi_compute::VncStream;
 
 /// Connects to the display of the desktop a redeemed token opened.
 pub(crate) async fn connect_display(link: &ConsoleLink) -> Result<Display, ApiError> {
-    let unreachable = |e: std::io::Error| {
-        tracing::warn!(desktop = %link.desktop(), error = %e, "cannot reach the desktop's VNC socket");
+    osvdi_compute::connect_vnc(link.vnc()).await.map_err(|e| {
+        tracing::warn!(desktop = %link.desktop(), error = %e, "cannot reach the desktop's display");
         ApiError::new(
             StatusCode::BAD_GATEWAY,
             "internal",
             "The desktop's display cannot be reached; try again",
         )
-    };
-    Ok(match link.vnc() {
-        VncEndpoint::Unix(path) => Either::Left(
-            tokio::net::UnixStream::connect(path)
-                .await
-                .map_err(unreachable)?,
-        ),
-        VncEndpoint::Tcp(addr) => {
-            let tcp = tokio::net::TcpStream::connect(addr)
-                .await
-                .map_err(unreachable)?;
-            let _ = tcp.set_nodelay(true);
-            Either::Right(tcp)
-        }
     })
 }
 
