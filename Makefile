@@ -23,9 +23,11 @@ run: build
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo clippy -p osvdi-display --features ffmpeg --all-targets --locked -- -D warnings
 
 unit: deps
 	scripts/with-postgres.sh cargo test --workspace --locked
+	cargo test -p osvdi-display --features ffmpeg --locked
 
 # The browser tests (tests/e2e): Debian's Chromium, driven by playwright-core from Node (20+),
 # against the real osvdi binary with the demo desktop; screenshots in tests/e2e/artifacts/.

@@ -10,6 +10,7 @@ packages=(
     virt-viewer xvfb x11-apps imagemagick iproute2          # the native-client (SPICE) tests
     chromium                                               # the end-to-end tests in a browser
     util-linux ca-certificates gcc make
+    libavcodec-dev libavformat-dev libclang-dev pkg-config  # the optional `ffmpeg` encoders (tested)
 )
 
 missing=()
@@ -30,6 +31,8 @@ command -v Xvfb >/dev/null || missing+=(xvfb)
 command -v xwd >/dev/null || missing+=(x11-apps)
 [ -x /usr/bin/convert ] || missing+=(imagemagick)
 command -v ss >/dev/null || missing+=(iproute2)
+dpkg -s libavcodec-dev libavformat-dev libclang-dev >/dev/null 2>&1 || missing+=(libavcodec-dev)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -47,12 +47,30 @@ impl Default for HttpConfig {
     }
 }
 
+/// The display engine's settings: the video encoder chosen at start-up, and what the probe
+/// of encoders found (shown to admins).
+#[derive(Debug, Clone)]
+pub struct DisplaySettings {
+    pub encoder: osvdi_display::EncoderKind,
+    pub probes: Vec<osvdi_display::EncoderProbe>,
+}
+
+impl Default for DisplaySettings {
+    fn default() -> Self {
+        DisplaySettings {
+            encoder: osvdi_display::EncoderKind::Openh264,
+            probes: Vec::new(),
+        }
+    }
+}
+
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub core: Arc<Core>,
     pub metrics: Arc<Metrics>,
     pub http: Arc<HttpConfig>,
+    pub display: Arc<DisplaySettings>,
 }
 
 impl AppState {
@@ -61,7 +79,14 @@ impl AppState {
             core,
             metrics: Arc::new(Metrics::new()),
             http: Arc::new(http),
+            display: Arc::new(DisplaySettings::default()),
         }
+    }
+
+    /// The same state with the display engine's settings.
+    pub fn with_display(mut self, display: DisplaySettings) -> Self {
+        self.display = Arc::new(display);
+        self
     }
 }
 

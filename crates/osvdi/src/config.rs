@@ -32,6 +32,8 @@ pub(crate) struct FileConfig {
     pub images: ImagesFile,
     #[serde(default)]
     pub desktops: DesktopsFile,
+    #[serde(default)]
+    pub display: DisplayFile,
     /// Named client networks for template policies: `campus = ["10.0.0.0/8", "2001:db8::/32"]`.
     #[serde(default)]
     pub networks: std::collections::BTreeMap<String, Vec<IpNet>>,
@@ -57,6 +59,14 @@ pub(crate) struct DesktopsFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DisplayFile {
+    /// The H.264 encoder of the browser stream: `auto` (default: NVENC, then libx264 where this
+    /// build has them — cargo feature `ffmpeg` —, else openh264), `openh264`, `x264`, `nvenc`.
+    pub encoder: Option<String>,
+}
+
 pub(crate) struct LoginLimitsFile {
     pub per_user: Option<u32>,
     pub per_address: Option<u32>,

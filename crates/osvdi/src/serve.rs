@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use osvdi_compute::qemu::{Accel, QemuBackend, QemuConfig};
-use osvdi_server::{AppState, HttpConfig};
+use osvdi_display::EncoderKind;
+use osvdi_server::{AppState, DisplaySettings, HttpConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -68,7 +69,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     tasks.close();
-    let state = AppState::new(core.clone(), http);
+    let display = video_encoder(site.file.display.encoder.as_deref()).await?;
+    let state = AppState::new(core.clone(), http).with_display(display);
     let served = osvdi_server::serve(listener, state, shutdown.clone())
         .await
         .context("server failed");
@@ -126,4 +128,21 @@ async fn cancel_on_signal(token: CancellationToken) {
     }
     tracing::info!("shutting down: finishing requests in flight");
     token.cancel();
+}
+
+/// Probes the video encoders this build has and picks the configured one (`auto` by
+/// default); one log line says what was found.
+async fn video_encoder(configured: Option<&str>) -> anyhow::Result<DisplaySettings> {
+    let requested = match configured {
+        None | Some("auto") => None,
+        Some(name) => Some(name.parse::<EncoderKind>().map_err(anyhow::Error::msg)?),
+    };
+    let probes = tokio::task::spawn_blocking(osvdi_display::probe_encoders).await?;
+    let encoder = EncoderKind::choose(requested, &probes)
+        .map_err(|e| anyhow::anyhow!("[display] encoder: {e}"))?;
+    tracing::info!(
+        "video encoders: {}",
+        osvdi_display::describe(encoder, &probes)
+    );
+    Ok(DisplaySettings { encoder, probes })
 }

@@ -103,6 +103,7 @@ fn api() -> OpenApiRouter<AppState> {
 /// The OpenAPI document of the API, as served at `/api/v1/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api().split_for_parts().1
+        .routes(routes!(system::display))
 }
 
 pub(crate) fn router(state: AppState) -> Router {

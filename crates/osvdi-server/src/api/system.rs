@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use osvdi_store::AuditQuery;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
@@ -93,4 +93,52 @@ pub(crate) async fn gpus(
 ) -> Result<Json<Vec<GpuDto>>, ApiError> {
     let inventory = s.core.gpu_inventory(&auth.caller).await?;
     Ok(Json(inventory.gpus.iter().map(GpuDto::from).collect()))
+}
+
+/// The display engine's video encoders: the one in use and what the start-up probe found
+/// (libx264, NVENC and VA-API need a build with the `ffmpeg` feature and, for the last two,
+/// the GPU).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct DisplayDto {
+    /// `openh264`, `x264` or `nvenc`.
+    encoder: &'static str,
+    encoders: Vec<EncoderProbeDto>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EncoderProbeDto {
+    /// `openh264`, `libx264`, `h264_nvenc`, `h264_vaapi`.
+    name: &'static str,
+    usable: bool,
+    /// What was found, or why it cannot be used.
+    detail: String,
+}
+
+/// The video encoders of the display engine, for admins.
+#[utoipa::path(get, path = "/api/v1/admin/display", tag = "system", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = DisplayDto), (status = 403, body = ErrorBody)))]
+pub(crate) async fn display(
+    State(s): State<AppState>,
+    auth: Authed,
+) -> Result<Json<DisplayDto>, ApiError> {
+    if !auth.caller.who.role.is_admin() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Only admins see the display engine's encoders",
+        ));
+    }
+    Ok(Json(DisplayDto {
+        encoder: s.display.encoder.as_str(),
+        encoders: s
+            .display
+            .probes
+            .iter()
+            .map(|p| EncoderProbeDto {
+                name: p.name,
+                usable: p.usable,
+                detail: p.detail.clone(),
+            })
+            .collect(),
+    }))
 }

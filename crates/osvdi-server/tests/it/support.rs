@@ -8,7 +8,7 @@ use std::sync::Arc;
 use osvdi_compute::qemu::{Accel, QemuBackend, QemuConfig};
 use osvdi_core::{Caller, Core, CoreConfig, ShiftedClock};
 use osvdi_model::Role;
-use osvdi_server::{AppState, HttpConfig};
+use osvdi_server::{AppState, DisplaySettings, HttpConfig};
 use osvdi_store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -175,7 +175,12 @@ impl TestServer {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState::new(core.clone(), http_config);
+        // The real probe of the video encoders, as `osvdi serve` does it.
+        let display = DisplaySettings {
+            encoder: osvdi_display::EncoderKind::Openh264,
+            probes: osvdi_display::probe_encoders(),
+        };
+        let state = AppState::new(core.clone(), http_config).with_display(display);
         tokio::spawn(osvdi_server::serve(listener, state, shutdown.clone()));
         let http = reqwest::Client::new();
         let mut s = TestServer {

@@ -75,6 +75,26 @@ async fn admins_see_the_gpu_inventory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_see_the_video_encoders_found_at_start() {
+    let s = TestServer::start(Db::Sqlite, |_| {}).await.unwrap();
+    let (st, display) = s.get("/api/v1/admin/display", &s.admin).await;
+    assert_eq!(st, StatusCode::OK, "{display}");
+    assert_eq!(display["encoder"], "openh264");
+    let encoders = display["encoders"].as_array().unwrap();
+    let names: Vec<_> = encoders.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["openh264", "libx264", "h264_nvenc", "h264_vaapi"]);
+    assert_eq!(encoders[0]["usable"], true, "{display}");
+    // Without the GPU (or the `ffmpeg` feature) the others say why.
+    assert_eq!(encoders[2]["usable"], false, "{display}");
+    assert!(!encoders[2]["detail"].as_str().unwrap().is_empty());
+    let user = s.user("uwe", "user").await;
+    assert_eq!(
+        s.get("/api/v1/admin/display", &user).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vgpu_desktop_gets_an_mdev_instance_and_gives_it_back() {
     // A copy of the NVIDIA M60 fixture; the kernel's side of writes is simulated.
     let tree = tempfile::TempDir::new().unwrap();
