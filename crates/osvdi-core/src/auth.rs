@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::{Caller, Core, CoreError, Result};
 
 /// Tokens start with this, so that a leaked one is recognisable (and greppable) as osvdi's.
-const TOKEN_PREFIX: &str = "osvdi_";
+pub(crate) const TOKEN_PREFIX: &str = "osvdi_";
 pub(crate) const MIN_PASSWORD_CHARS: usize = 10;
 const MAX_PASSWORD_BYTES: usize = 1024;
 
@@ -36,7 +36,7 @@ pub struct Session {
     pub expires_at: UnixMillis,
 }
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 

@@ -13,6 +13,7 @@ mod courses;
 mod error;
 mod gpus;
 mod images;
+mod oidc;
 mod policy;
 mod ratelimit;
 mod reconcile;
@@ -37,6 +38,10 @@ pub use clock::{Clock, ShiftedClock, SystemClock};
 pub use console::{CONSOLE_TOKEN_TTL, ConsoleLink, ConsoleToken};
 pub use courses::{NewCourse, SlotView};
 pub use error::CoreError;
+pub use oidc::{
+    AccessExplanation, Callback, MappingRule, OidcConfig, OidcError, ProviderConfig, ProviderInfo,
+    RuleView, SsoLogin, SsoStart, Step,
+};
 pub use osvdi_image::{ImageError, Limits as ImageLimits};
 pub use policy::Access;
 pub use ratelimit::LoginLimits;
@@ -73,6 +78,8 @@ pub struct CoreConfig {
     pub host_disk_gb: u64,
     /// Client networks by name ("campus", "room-101"), for template policies.
     pub networks: std::collections::BTreeMap<String, Vec<ipnet::IpNet>>,
+    /// Single sign-on providers and mapping rules.
+    pub oidc: OidcConfig,
 }
 
 impl CoreConfig {
@@ -94,6 +101,7 @@ impl CoreConfig {
             host_vcpus: default_vcpus(),
             host_memory_mb: default_memory_mb(),
             host_disk_gb: 10_000,
+            oidc: OidcConfig::default(),
         }
     }
 }
@@ -160,6 +168,7 @@ pub struct Core {
     mdev: Arc<osvdi_compute::mdev::MdevInventory>,
     consoles: console::Consoles,
     spice: spice::SpiceGate,
+    oidc: oidc::Oidc,
 }
 
 impl Core {
@@ -177,7 +186,9 @@ impl Core {
         let mdev = Arc::new(osvdi_compute::mdev::MdevInventory::new(
             config.sysfs_root.clone(),
         ));
+        let oidc = oidc::Oidc::new(&config.oidc)?;
         Ok(Core {
+            oidc,
             limiter: Mutex::new(ratelimit::LoginLimiter::new(config.login_limits)),
             store,
             config,

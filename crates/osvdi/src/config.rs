@@ -37,6 +37,8 @@ pub(crate) struct FileConfig {
     /// Named client networks for template policies: `campus = ["10.0.0.0/8", "2001:db8::/32"]`.
     #[serde(default)]
     pub networks: std::collections::BTreeMap<String, Vec<IpNet>>,
+    /// Single sign-on: `[oidc]` with `public_url`, `[oidc.providers.ID]` and `[[oidc.rules]]`.
+    pub oidc: Option<osvdi_core::OidcConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,14 +61,14 @@ pub(crate) struct DesktopsFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct DisplayFile {
     /// The H.264 encoder of the browser stream: `auto` (default: NVENC, then libx264 where this
     /// build has them — cargo feature `ffmpeg` —, else openh264), `openh264`, `x264`, `nvenc`.
     pub encoder: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct LoginLimitsFile {
     pub per_user: Option<u32>,
     pub per_address: Option<u32>,
@@ -158,6 +160,7 @@ impl Site {
             c.sysfs_root = root.clone();
         }
         c.networks = f.networks.clone();
+        c.oidc = f.oidc.clone().unwrap_or_default();
         if let Some(v) = f.desktops.host_vcpus {
             c.host_vcpus = v;
         }

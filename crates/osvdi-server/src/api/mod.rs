@@ -4,6 +4,7 @@ mod accounts;
 mod auth;
 mod console;
 mod courses;
+mod oidc;
 mod sessions;
 mod spice;
 mod stream;
@@ -67,6 +68,10 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::logout))
         .routes(routes!(auth::change_password))
         .routes(routes!(auth::me))
+        .routes(routes!(oidc::providers))
+        .routes(routes!(oidc::logout))
+        .routes(routes!(oidc::rules))
+        .routes(routes!(oidc::access))
         .routes(routes!(accounts::list_users, accounts::create_user))
         .routes(routes!(accounts::update_user, accounts::delete_user))
         .routes(routes!(accounts::list_groups, accounts::create_group))
@@ -98,12 +103,12 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(stream::stream))
         .routes(routes!(system::audit))
         .routes(routes!(system::gpus))
+        .routes(routes!(system::display))
 }
 
 /// The OpenAPI document of the API, as served at `/api/v1/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api().split_for_parts().1
-        .routes(routes!(system::display))
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -112,6 +117,7 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(crate::web::routes())
+        .merge(oidc::browser_routes())
         .route(
             "/api/v1/openapi.json",
             get(move || async move { axum::Json(doc.as_ref().clone()) }),

@@ -9,6 +9,7 @@ mod accounts;
 mod auth;
 mod console;
 mod courses;
+mod oidc;
 mod policies;
 mod sessions;
 mod sharing;
