@@ -37,3 +37,10 @@ e2e: deps
 		OSVDI_BIN=$(CARGO_TARGET_DIR)/debug/osvdi node --test --test-concurrency=1 --test-reporter=spec
 
 test: deps lint unit e2e
+
+# The OpenStack test bed of issue 7 (scripts/openstack-testbed/README.md): install what is
+# missing, start it on 127.0.0.1 and leave it running; `osbed.sh env` prints its credentials.
+.PHONY: openstack-testbed
+openstack-testbed:
+	scripts/openstack-testbed/osbed.sh install
+	scripts/openstack-testbed/osbed.sh start
