@@ -11,6 +11,7 @@ import { adminUsers, adminGroups, adminSessions, adminGpus, adminAudit } from ".
 import { account } from "./js/account.js";
 import { coursesPage } from "./js/courses.js";
 import { capacity } from "./js/capacity.js";
+import { adminAccess, ssoButtons, ssoLogout } from "./js/oidc.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -59,6 +60,7 @@ const routes = [
   { path: /^\/admin\/groups$/, href: "#/admin/groups", page: adminGroups, title: "Groups", nav: "Groups", allowed: isAdmin },
   { path: /^\/admin\/sessions$/, href: "#/admin/sessions", page: adminSessions, title: "All sessions", nav: "All sessions", allowed: isAdmin },
   { path: /^\/admin\/gpus$/, href: "#/admin/gpus", page: adminGpus, title: "GPUs", nav: "GPUs", allowed: isAdmin },
+  { path: /^\/admin\/access$/, href: "#/admin/access", page: adminAccess, title: "Access", nav: "Access", allowed: isAdmin },
   { path: /^\/admin\/audit$/, href: "#/admin/audit", page: adminAudit, title: "Audit log", nav: "Audit log", allowed: isAdmin },
   { path: /^\/account$/, page: account, title: "Account" },
 ];
@@ -93,7 +95,8 @@ function renderShell() {
 }
 
 async function logout() {
-  await act(null, () => post("/auth/logout"));
+  // A single sign-on session continues to the provider's logout page, if it has one.
+  if (await act(null, ssoLogout)) return;
   me = null;
   showLogin();
 }
@@ -152,6 +155,9 @@ function showLogin(message) {
   );
   replace(main, form);
   user.focus();
+  ssoButtons().then((buttons) => {
+    if (buttons && form.isConnected) form.insertBefore(buttons, form.querySelector(".field"));
+  });
 }
 
 async function route() {

@@ -21,13 +21,13 @@ export const osvdiBin = () => {
 };
 
 /** A site: `osvdi template demo` on a fresh data directory, then `osvdi serve` on a free port,
- * with `config` (TOML text) as its configuration file when given. */
+ * with `config` (TOML text) as its configuration file when given, on `listen` when given. */
 export class Site {
-  static async start({ config } = {}) {
+  static async start({ config, listen } = {}) {
     const site = new Site();
     site.dir = await mkdtemp(join(tmpdir(), "osvdi-e2e-"));
     site.data = join(site.dir, "data");
-    const serveArgs = ["serve", "--data-dir", site.data, "--listen", "127.0.0.1:0"];
+    const serveArgs = ["serve", "--data-dir", site.data, "--listen", listen || "127.0.0.1:0"];
     if (config) {
       site.config = join(site.dir, "osvdi.toml");
       await writeFile(site.config, config);

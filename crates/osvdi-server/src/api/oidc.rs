@@ -279,7 +279,7 @@ fn error_page(provider: &str, e: &OidcError) -> Response {
         String::new()
     } else {
         format!(
-            r#" <a class="button" href="/auth/oidc/{}/login">Try again</a>"#,
+            r#" or <a href="/auth/oidc/{}/login">try again</a>"#,
             escape(provider)
         )
     };
@@ -294,12 +294,12 @@ fn error_page(provider: &str, e: &OidcError) -> Response {
 </head>
 <body>
 <header class="top"><a class="brand" href="/">osvdi</a></header>
-<main id="main" class="sso-error">
-<div class="card">
+<main id="main">
+<section class="card login sso-error">
 <h1>{title}</h1>
 <p class="error" role="alert" data-code="{code}">{advice}</p>
 <p><a href="/">Back to the login page</a>{retry}</p>
-</div>
+</section>
 </main>
 </body>
 </html>
