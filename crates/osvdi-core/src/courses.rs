@@ -67,6 +67,50 @@ pub(crate) fn shape(t: &Template) -> sched::DesktopRequest {
     r
 }
 
+/// The vGPU type of a template (cached in `seen`).
+async fn shapes_vgpu(
+    core: &Core,
+    seen: &mut std::collections::HashMap<TemplateId, Option<String>>,
+    t: TemplateId,
+) -> Result<Option<String>> {
+    if let Some(v) = seen.get(&t) {
+        return Ok(v.clone());
+    }
+    let v = core.store.template(t).await?.spec.vgpu_type;
+    seen.insert(t, v.clone());
+    Ok(v)
+}
+
+/// Where a desktop is in the cloud: where the backend saw it land, or (not placed yet) the
+/// first host with a GPU of its vGPU type, or the first host.
+fn cloud_landing(
+    cloud: &osvdi_compute::CloudHosts,
+    d: DesktopId,
+    vgpu: Option<&str>,
+) -> (String, Option<sched::GpuSlot>) {
+    let slot = |index: usize| {
+        vgpu.map(|ty| sched::GpuSlot {
+            index,
+            mdev: sched::MdevType::from(ty.to_owned()),
+        })
+    };
+    if let Some(p) = cloud.placed.get(&d) {
+        return (p.host.clone(), p.gpu.and_then(slot));
+    }
+    let fits = cloud.hosts.iter().find_map(|h| match vgpu {
+        Some(ty) => h
+            .gpus
+            .iter()
+            .position(|g| g.vgpu_type == ty)
+            .map(|i| (h.name.clone(), slot(i))),
+        None => Some((h.name.clone(), None)),
+    });
+    fits.unwrap_or_else(|| {
+        let first = cloud.hosts.first().map_or(LOCAL, |h| h.name.as_str());
+        (first.to_owned(), None)
+    })
+}
+
 /// A stored reservation tag ("course:index") as the scheduler's slot.
 pub(crate) fn slot_ref(tag: &str) -> Option<sched::SlotRef> {
     let (course, index) = tag.rsplit_once(':')?;
@@ -175,8 +219,35 @@ fn sched_courses(c: &Course, t: &Template, group: &GroupId) -> Result<Vec<sched:
 }
 
 impl Core {
-    /// This machine as the scheduler sees it: one host with the configured capacity.
-    pub(crate) fn inventory(&self) -> Result<sched::Inventory> {
+    /// Where desktops run as the scheduler sees it: the backend's hosts when it spreads
+    /// desktops over a cloud (read from Placement), else this machine with the configured
+    /// capacity.
+    pub(crate) async fn inventory(&self) -> Result<sched::Inventory> {
+        if let Some(cloud) = self.cloud_hosts().await? {
+            let hosts = cloud
+                .hosts
+                .iter()
+                .map(|h| {
+                    let mut host = sched::Host::new(
+                        h.name.as_str(),
+                        "cloud",
+                        sched::Resources {
+                            vcpus: h.vcpus,
+                            memory_mb: h.memory_mb,
+                            disk_gb: h.disk_gb,
+                        },
+                    );
+                    for g in &h.gpus {
+                        host = host.with_gpu(sched::Gpu::single_type([(
+                            g.vgpu_type.as_str(),
+                            g.instances,
+                        )]));
+                    }
+                    host
+                })
+                .collect();
+            return sched::Inventory::new(hosts).map_err(|e| CoreError::Internal(e.to_string()));
+        }
         let c = &self.config;
         let mut host = sched::Host::new(
             LOCAL,
@@ -191,6 +262,17 @@ impl Core {
             host = host.with_gpu(gpu);
         }
         sched::Inventory::new(vec![host]).map_err(|e| CoreError::Internal(e.to_string()))
+    }
+
+    /// The backend's hosts, when it has many (a cloud).
+    async fn cloud_hosts(&self) -> Result<Option<osvdi_compute::CloudHosts>> {
+        let Some(compute) = &self.compute else {
+            return Ok(None);
+        };
+        compute
+            .hosts()
+            .await
+            .map_err(|e| CoreError::Internal(format!("Cannot read the cloud's capacity: {e}")))
     }
 
     /// The host's physical GPUs as the scheduler models them, and which GPU (by index) each
@@ -266,7 +348,9 @@ impl Core {
     pub(crate) async fn allocations(&self) -> Result<Vec<sched::Allocation>> {
         let mut out = vec![];
         let mut shapes = std::collections::HashMap::new();
+        let mut vgpus = std::collections::HashMap::new();
         let gpu_of = self.local_gpus().1;
+        let cloud = self.cloud_hosts().await?;
         for d in self.store.desktops(None, true).await? {
             let resources = match shapes.get(&d.template) {
                 Some(r) => *r,
@@ -281,17 +365,25 @@ impl Core {
                 }
             };
             let reservation = d.reservation.as_deref().and_then(slot_ref);
-            let gpu = d
-                .vgpu_instance
-                .as_ref()
-                .and_then(|u| gpu_of.get(u))
-                .map(|(index, ty)| sched::GpuSlot {
-                    index: *index,
-                    mdev: sched::MdevType::from(ty.clone()),
-                });
+            let (host, gpu) = match &cloud {
+                Some(c) => {
+                    let vgpu = shapes_vgpu(self, &mut vgpus, d.template).await?;
+                    cloud_landing(c, d.id, vgpu.as_deref())
+                }
+                None => (
+                    LOCAL.to_owned(),
+                    d.vgpu_instance
+                        .as_ref()
+                        .and_then(|u| gpu_of.get(u))
+                        .map(|(index, ty)| sched::GpuSlot {
+                            index: *index,
+                            mdev: sched::MdevType::from(ty.clone()),
+                        }),
+                ),
+            };
             out.push(sched::Allocation {
                 desktop: sched::DesktopKey::from(d.id.to_string()),
-                host: sched::HostId::from(LOCAL),
+                host: sched::HostId::from(host),
                 resources,
                 gpu,
                 end: d.expires_at,
@@ -354,9 +446,14 @@ impl Core {
             end,
         };
         let (calendar, allocations) = (self.calendar().await?, self.allocations().await?);
-        let decision =
-            sched::admit_on_demand(now, &calendar, &self.inventory()?, &allocations, &request)
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let decision = sched::admit_on_demand(
+            now,
+            &calendar,
+            &self.inventory().await?,
+            &allocations,
+            &request,
+        )
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
         match decision {
             sched::Decision::Admitted(a) => Ok(Admission {
                 end: a.end,
@@ -424,7 +521,7 @@ impl Core {
             created_at: self.now(),
         };
         let mut calendar = self.calendar().await?;
-        let inventory = self.inventory()?;
+        let inventory = self.inventory().await?;
         for sc in sched_courses(&course, &t, &group.id)? {
             calendar = match sched::admit_course(&calendar, &inventory, &sc) {
                 Ok(c) => c,

@@ -275,8 +275,8 @@ impl Core {
             image_format: version.format.unwrap_or(osvdi_model::ImageFormat::Qcow2),
             vgpu_type: t.spec.vgpu_type.clone(),
             vgpu_device: match &t.spec.vgpu_type {
-                Some(ty) => Some(self.allocate_vgpu(d.id, ty).await?),
-                None => None,
+                Some(ty) if !compute.places_vgpus() => Some(self.allocate_vgpu(d.id, ty).await?),
+                _ => None,
             },
             spice: t
                 .spec

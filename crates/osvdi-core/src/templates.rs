@@ -208,6 +208,7 @@ impl Core {
         };
         for v in &versions {
             self.images.remove_version(v).await;
+            self.unpublish_image(id, v.version);
         }
         self.images.remove_template_dir(id).await;
         self.record(
@@ -250,6 +251,7 @@ impl Core {
             r => r?,
         };
         self.images.remove_version(&v).await;
+        self.unpublish_image(id, version);
         let object = format!("template:{id}");
         self.record(
             caller,
@@ -260,6 +262,19 @@ impl Core {
         )
         .await;
         Ok(())
+    }
+
+    /// Tells the backend in the background that a version is gone (a cloud deletes its copy
+    /// once no desktop uses it); failures are logged.
+    fn unpublish_image(&self, id: TemplateId, version: u32) {
+        let Some(compute) = self.compute.clone() else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = compute.delete_image(id, version).await {
+                tracing::warn!(template = %id, version, error = %e, "cannot delete the backend's copy of an image");
+            }
+        });
     }
 
     /// Where a ready version's image file is (for the compute backends).

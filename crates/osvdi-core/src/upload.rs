@@ -219,6 +219,13 @@ impl Core {
         }
         guard.armed = false;
         tracing::info!(template = %template.id, version = version.version, size, %format, "image version ready");
+        self.publish_image(osvdi_compute::PublishedImage {
+            template: template.id,
+            version: version.version,
+            path: final_path,
+            format,
+            os: template.spec.os.clone(),
+        });
         Ok(self.store.version(template.id, version.version).await?)
     }
 }
@@ -276,5 +283,21 @@ async fn sync_dir(dir: &std::path::Path) {
             }
         }
         Err(e) => tracing::debug!(error = %e, "cannot open image folder to sync"),
+    }
+}
+
+impl Core {
+    /// Hands a ready version to the backend in the background (a cloud copies it to its image
+    /// service); a failure is logged, and the first launch of the version tries again.
+    fn publish_image(&self, image: osvdi_compute::PublishedImage) {
+        let Some(compute) = self.compute.clone() else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = compute.publish_image(&image).await {
+                tracing::warn!(template = %image.template, version = image.version, error = %e,
+                    "cannot publish the image to the compute backend; the first launch tries again");
+            }
+        });
     }
 }

@@ -132,7 +132,7 @@ impl Core {
         d.warm = true;
         let key = sched::DesktopKey::from(d.id.to_string());
         let allocations = self.allocations().await?;
-        let inventory = self.inventory()?;
+        let inventory = self.inventory().await?;
         let decision = match slot {
             Some(s) => {
                 sched::admit_for_reservation(now, calendar, &inventory, &allocations, &key, s)

@@ -227,7 +227,8 @@ impl OpenStackFile {
 
 impl OpenStackConfig {
     /// The settings from the usual `OS_*` variables (password or application credential),
-    /// plus `OSVDI_OS_ADMIN_USERNAME`/`_PASSWORD` for the admin account. `None` without
+    /// plus `OSVDI_OS_ADMIN_USERNAME`/`_PASSWORD`/`_PROJECT_NAME` for the admin account.
+    /// `None` without
     /// `OS_AUTH_URL`.
     pub fn from_env() -> Option<Result<OpenStackConfig, OsError>> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -249,7 +250,7 @@ impl OpenStackConfig {
             project_domain: var("OS_PROJECT_DOMAIN_NAME"),
             admin_username: var("OSVDI_OS_ADMIN_USERNAME"),
             admin_password: var("OSVDI_OS_ADMIN_PASSWORD").map(Secret),
-            admin_project: var("OSVDI_OS_ADMIN_PROJECT"),
+            admin_project: var("OSVDI_OS_ADMIN_PROJECT_NAME"),
             network: var("OSVDI_OS_NETWORK"),
             availability_zone: None,
             flavors: BTreeMap::new(),

@@ -219,7 +219,12 @@ pub fn hosts(
             name,
             vcpus: u32::try_from(room(r, "VCPU")).unwrap_or(u32::MAX),
             memory_mb: room(r, "MEMORY_MB"),
-            disk_gb: room(r, "DISK_GB"),
+            // Hosts on shared storage have no DISK_GB: disk is then no limit here.
+            disk_gb: if r.inventories.contains_key("DISK_GB") {
+                room(r, "DISK_GB")
+            } else {
+                1 << 40
+            },
             gpus,
         });
     }

@@ -39,12 +39,14 @@ pub(crate) struct FileConfig {
     pub networks: std::collections::BTreeMap<String, Vec<IpNet>>,
     /// Single sign-on: `[oidc]` with `public_url`, `[oidc.providers.ID]` and `[[oidc.rules]]`.
     pub oidc: Option<osvdi_core::OidcConfig>,
+    /// The cloud of `desktops.backend = "openstack"`: Keystone, credentials, flavors...
+    pub openstack: Option<osvdi_openstack::OpenStackFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DesktopsFile {
-    /// `qemu` (default) or `none`.
+    /// `qemu` (default), `openstack` (the `[openstack]` section) or `none`.
     pub backend: Option<String>,
     /// `auto` (default: KVM if a probe VM boots, else TCG), `kvm` or `tcg`.
     pub accel: Option<String>,

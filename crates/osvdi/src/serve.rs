@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use osvdi_compute::Compute;
 use osvdi_compute::qemu::{Accel, QemuBackend, QemuConfig};
 use osvdi_display::EncoderKind;
+use osvdi_openstack::OpenStackBackend;
 use osvdi_server::{AppState, DisplaySettings, HttpConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,10 +32,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| site.file.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let backend = start_backend(&site).await;
+    let backend = start_backend(&site).await?;
     let mut core = site.open_core().await?;
     if let Some(b) = &backend {
-        core = core.with_compute(b.clone());
+        core = core.with_compute(b.compute());
     }
     let core = Arc::new(core);
     core.recover().await.context("start-up repair failed")?;
@@ -86,14 +88,58 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The local QEMU backend over `DATA/desktops`, or `None` (desktops disabled, said in the
-/// log) when QEMU is missing or the config turns it off.
-async fn start_backend(site: &Site) -> Option<Arc<QemuBackend>> {
-    let d = &site.file.desktops;
-    if d.backend.as_deref() == Some("none") {
-        tracing::info!("desktops disabled by the config file (desktops.backend = \"none\")");
-        return None;
+/// The compute backend the config file chose.
+enum Backend {
+    Qemu(Arc<QemuBackend>),
+    OpenStack(Arc<OpenStackBackend>),
+}
+
+impl Backend {
+    fn compute(&self) -> Arc<dyn Compute> {
+        match self {
+            Backend::Qemu(b) => b.clone(),
+            Backend::OpenStack(b) => b.clone(),
+        }
     }
+
+    async fn shutdown(&self) {
+        if let Backend::Qemu(b) = self {
+            b.shutdown().await;
+        }
+    }
+}
+
+/// The backend of `desktops.backend`: the cloud of `[openstack]` (which must answer), or the
+/// local QEMU backend over `DATA/desktops`, or `None` (desktops disabled, said in the log)
+/// when QEMU is missing or the config turns it off.
+async fn start_backend(site: &Site) -> anyhow::Result<Option<Backend>> {
+    let d = &site.file.desktops;
+    match d.backend.as_deref() {
+        Some("none") => {
+            tracing::info!("desktops disabled by the config file (desktops.backend = \"none\")");
+            return Ok(None);
+        }
+        Some("openstack") => {
+            let section = site.file.openstack.clone().context(
+                "desktops.backend = \"openstack\" needs an [openstack] section in the config file",
+            )?;
+            let config = section.resolve()?;
+            let b = OpenStackBackend::new(config)
+                .await
+                .context("the OpenStack backend cannot start")?;
+            return Ok(Some(Backend::OpenStack(Arc::new(b))));
+        }
+        None | Some("qemu") => {}
+        Some(other) => anyhow::bail!(
+            "desktops.backend must be \"qemu\", \"openstack\" or \"none\", not \"{other}\""
+        ),
+    }
+    Ok(start_qemu(site).await.map(Backend::Qemu))
+}
+
+/// The local QEMU backend, or `None` when QEMU cannot start.
+async fn start_qemu(site: &Site) -> Option<Arc<QemuBackend>> {
+    let d = &site.file.desktops;
     let mut config = QemuConfig::new(site.data_dir.join("desktops"));
     config.accel = match d.accel.as_deref() {
         Some("kvm") => Accel::Kvm,
