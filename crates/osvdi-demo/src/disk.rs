@@ -30,8 +30,12 @@ const MIB: u64 = 1024 * 1024;
 const MARGIN: u64 = 2 * MIB;
 
 /// The syslinux configuration: boot the kernel at once, without a prompt.
-pub(crate) fn syslinux_cfg(extra_cmdline: Option<&str>) -> String {
+/// `hd`: the bench variant's 1920x1080 mode instead of 1024x768.
+pub(crate) fn syslinux_cfg(extra_cmdline: Option<&str>, hd: bool) -> String {
     let mut append = format!("initrd={INITRD_NAME} {CMDLINE}");
+    if hd {
+        append = append.replace("vga=0x318", crate::workload::VGA_1080P);
+    }
     if let Some(extra) = extra_cmdline.map(str::trim).filter(|e| !e.is_empty()) {
         append.push(' ');
         append.push_str(extra);
@@ -133,8 +137,8 @@ mod tests {
                     LABEL demo\n\
                     \x20 KERNEL vmlinuz\n\
                     \x20 APPEND initrd=initrd.img console=tty0 console=ttyS0,115200 quiet vga=0x318\n";
-        assert_eq!(syslinux_cfg(None), want);
-        assert_eq!(syslinux_cfg(Some("  ")), want);
+        assert_eq!(syslinux_cfg(None, false), want);
+        assert_eq!(syslinux_cfg(Some("  "), false), want);
     }
 
     #[test]
@@ -145,8 +149,10 @@ mod tests {
 
     #[test]
     fn extra_arguments_go_last() {
-        let cfg = syslinux_cfg(Some("loglevel=7 "));
+        let cfg = syslinux_cfg(Some("loglevel=7 "), false);
         assert!(cfg.ends_with("vga=0x318 loglevel=7\n"), "{cfg}");
+        let cfg = syslinux_cfg(None, true);
+        assert!(cfg.ends_with("quiet vga=0x392\n"), "{cfg}");
     }
 
     #[test]

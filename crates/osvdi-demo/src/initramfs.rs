@@ -98,8 +98,9 @@ pub(crate) fn motd() -> String {
     format!("{BANNER}\n(a busybox shell; 'poweroff -f' stops this desktop)\n\n")
 }
 
-/// Builds the uncompressed initramfs around a static busybox (checked by the caller).
-pub(crate) fn build(busybox: &[u8]) -> Vec<u8> {
+/// Builds the uncompressed initramfs around a static busybox (checked by the caller), with
+/// the bench's workload program when given.
+pub(crate) fn build(busybox: &[u8], workload: Option<&[u8]>) -> Vec<u8> {
     let mut a = Newc::new();
     for dir in [
         "bin",
@@ -120,6 +121,9 @@ pub(crate) fn build(busybox: &[u8]) -> Vec<u8> {
     a.char_device("dev/console", 0o600, 5, 1);
     a.file("bin/busybox", 0o755, busybox);
     a.symlink("bin/sh", "busybox");
+    if let Some(program) = workload {
+        a.file(&crate::workload::GUEST_PATH[1..], 0o755, program);
+    }
     a.file("init", 0o755, init_script().as_bytes());
     a.file("etc/inittab", 0o644, inittab().as_bytes());
     a.file("etc/osvdi/shell", 0o755, shell_script().as_bytes());
@@ -212,7 +216,7 @@ mod tests {
 
     #[test]
     fn archive_holds_init_busybox_and_console() {
-        let archive = build(b"\x7fELF fake busybox");
+        let archive = build(b"\x7fELF fake busybox", None);
         let text = String::from_utf8_lossy(&archive);
         for name in [
             "init\0",

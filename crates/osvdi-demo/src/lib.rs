@@ -25,6 +25,7 @@ mod error;
 mod initramfs;
 mod kernel;
 mod tools;
+pub mod workload;
 
 use std::fs::{self, Permissions};
 use std::io::Read;
@@ -47,6 +48,9 @@ pub struct DemoOptions {
     pub busybox: Option<PathBuf>,
     /// Kernel arguments appended to [`CMDLINE`].
     pub extra_cmdline: Option<String>,
+    /// Build the bench variant ([`workload`]): 1920x1080 and `/bin/osvdi-workload`. Needs
+    /// the host's C compiler.
+    pub workload: bool,
 }
 
 /// The image [`build`] wrote.
@@ -74,7 +78,6 @@ pub fn build(out: &Path, opts: &DemoOptions) -> Result<DemoImage, DemoError> {
     let started = Instant::now();
     let (tools, inputs) = tools::resolve(&Host::system(), opts)?;
     let kernel = kernel::Kernel::open(&inputs.kernel)?;
-    let initrd = initramfs::build(&read_busybox(&inputs)?);
     tracing::info!(
         kernel = %kernel.path.display(),
         version = %kernel.version,
@@ -89,12 +92,19 @@ pub fn build(out: &Path, opts: &DemoOptions) -> Result<DemoImage, DemoError> {
             path: std::env::temp_dir(),
             source,
         })?;
+    let program = if opts.workload {
+        let cc = workload::find_compiler(&Host::system())?;
+        Some(workload::compile(&cc, work.path())?)
+    } else {
+        None
+    };
+    let initrd = initramfs::build(&read_busybox(&inputs)?, program.as_deref());
     let initrd_path = work.path().join("initrd.img");
     write(&initrd_path, &initrd)?;
     let config_path = work.path().join("syslinux.cfg");
     write(
         &config_path,
-        disk::syslinux_cfg(opts.extra_cmdline.as_deref()).as_bytes(),
+        disk::syslinux_cfg(opts.extra_cmdline.as_deref(), opts.workload).as_bytes(),
     )?;
 
     let kernel_len = fs::metadata(&kernel.path)

@@ -10,7 +10,8 @@
 //! (a DES of our own, [`des`]); SetPixelFormat (BGRX by default), SetEncodings, (incremental)
 //! update requests; the Raw and CopyRect encodings, LastRect; the pseudo-encodings
 //! DesktopSize, ExtendedDesktopSize, Cursor and QEMU Extended Key Event; key, pointer and QEMU
-//! physical key events; cut text both ways. Not (yet): ZRLE, Tight, colour-mapped formats.
+//! physical key events; cut text both ways; Tight with JPEG (parsed here, decoded by a
+//! [`TightDecoder`] the caller keeps, see [`tight`]). Not (yet): ZRLE, colour-mapped formats.
 //!
 //! Why not the `vnc-rs` crate: it owns the socket and runs inside tokio tasks, decodes into its
 //! own image events and hides the rectangle stream. The session engine needs the damage
@@ -22,6 +23,7 @@ mod client;
 pub mod des;
 pub mod driver;
 mod parse;
+pub mod tight;
 mod wire;
 
 pub use client::{Client, Config, Event, Output};
@@ -29,6 +31,7 @@ pub use parse::{
     MAX_MESSAGE_BYTES, MAX_RECT_SIDE, Parse, Rect, RectData, Screen, ServerMessage,
     parse_server_message,
 };
+pub use tight::{TightDecoder, TightError};
 pub use wire::{Encoding, PixelFormat};
 
 /// The server broke the protocol or refused us; the connection is useless after this.
@@ -54,4 +57,6 @@ pub enum ProtocolError {
     MessageTooLarge,
     #[error("Unsupported pixel format ({0} bits per pixel)")]
     PixelFormat(u8),
+    #[error("Invalid Tight rectangle: {0}")]
+    Tight(String),
 }

@@ -3,6 +3,7 @@
 //! `fuzz/fuzz_targets/rfb_server_messages.rs`).
 
 use crate::ProtocolError;
+use crate::tight::{Tight, parse_tight};
 use crate::wire::Encoding;
 
 /// Largest rectangle side accepted (pixels).
@@ -37,6 +38,9 @@ pub enum RectData {
     ExtendedDesktopSize { screens: Vec<Screen> },
     /// The server accepts [`Client::qemu_key_event`](crate::Client::qemu_key_event).
     QemuExtendedKeyEvent,
+    /// A Tight rectangle, still compressed: decode it with a
+    /// [`TightDecoder`](crate::TightDecoder), in order, on the client's pixel format.
+    Tight(Tight),
 }
 
 /// A screen of an ExtendedDesktopSize layout.
@@ -78,13 +82,13 @@ impl From<ProtocolError> for Parse {
     }
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+pub(crate) struct Reader<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Parse> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], Parse> {
         let end = self.pos.saturating_add(n);
         match self.buf.get(self.pos..end) {
             Some(s) => {
@@ -99,7 +103,7 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(self.take(N)?);
         Ok(a)
     }
-    fn u8(&mut self) -> Result<u8, Parse> {
+    pub(crate) fn u8(&mut self) -> Result<u8, Parse> {
         Ok(self.array::<1>()?[0])
     }
     fn u16(&mut self) -> Result<u16, Parse> {
@@ -207,7 +211,12 @@ fn parse_rect(r: &mut Reader<'_>, bpp: usize, budget: &mut usize) -> Result<Opti
             RectData::ExtendedDesktopSize { screens }
         }
         Encoding::QemuExtendedKeyEvent => RectData::QemuExtendedKeyEvent,
+        Encoding::Tight => RectData::Tight(parse_tight(r, w, h, bpp, &mut spend)?),
         Encoding::LastRect => return Ok(None),
+        // Pseudo-encodings the client asks with; a server never sends them as rectangles.
+        Encoding::QualityLevel(_) | Encoding::CompressLevel(_) => {
+            return Err(ProtocolError::UnknownEncoding(code).into());
+        }
     };
     Ok(Some(Rect { x, y, w, h, data }))
 }

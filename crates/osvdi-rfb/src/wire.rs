@@ -81,6 +81,15 @@ pub enum Encoding {
     ExtendedDesktopSize,
     /// Pseudo: QEMU accepts key events with physical key codes (-258).
     QemuExtendedKeyEvent,
+    /// Tight (7): zlib-compressed fills, palettes and pixels, and JPEG (see [`crate::tight`]).
+    /// Not in [`Encoding::ALL`]: only clients that decode it with a
+    /// [`TightDecoder`](crate::TightDecoder) ask for it.
+    Tight,
+    /// Pseudo: the JPEG quality level 0..=9 a Tight server should use (-32 + level); without
+    /// it, a Tight server sends no JPEG.
+    QualityLevel(u8),
+    /// Pseudo: the zlib compression level 0..=9 for Tight (-256 + level).
+    CompressLevel(u8),
 }
 
 impl Encoding {
@@ -94,11 +103,40 @@ impl Encoding {
             Self::DesktopSize => -223,
             Self::ExtendedDesktopSize => -308,
             Self::QemuExtendedKeyEvent => -258,
+            Self::Tight => 7,
+            Self::QualityLevel(l) => -32 + i32::from(l.min(9)),
+            Self::CompressLevel(l) => -256 + i32::from(l.min(9)),
         }
     }
 
     pub fn from_code(code: i32) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.code() == code)
+        match code {
+            7 => Some(Self::Tight),
+            // The ranges make the casts lossless.
+            -32..=-23 => Some(Self::QualityLevel((code + 32) as u8)),
+            -256..=-247 => Some(Self::CompressLevel((code + 256) as u8)),
+            _ => Self::ALL.into_iter().find(|e| e.code() == code),
+        }
+    }
+
+    /// What noVNC asks of QEMU, as far as QEMU acts on it: Tight first (so QEMU encodes with
+    /// Tight), JPEG quality 6 and compression level 2 (noVNC's defaults), Raw as the fallback,
+    /// and the pseudo-encodings that shape the picture stream. noVNC also lists encodings QEMU
+    /// never picks after Tight (TightPNG, ZRLE, Hextile...) and extensions that carry no pixels
+    /// (LED state, extended clipboard...); they change nothing in what is measured.
+    pub fn novnc() -> Vec<Self> {
+        vec![
+            Self::CopyRect,
+            Self::Tight,
+            Self::Raw,
+            Self::QualityLevel(6),
+            Self::CompressLevel(2),
+            Self::DesktopSize,
+            Self::LastRect,
+            Self::QemuExtendedKeyEvent,
+            Self::ExtendedDesktopSize,
+            Self::Cursor,
+        ]
     }
 
     /// Everything this client understands, in order of preference.
@@ -192,8 +230,11 @@ mod tests {
         out.clear();
         set_encodings(&[Encoding::Raw, Encoding::ExtendedDesktopSize], &mut out);
         assert_eq!(out, [2, 0, 0, 2, 0, 0, 0, 0, 0xff, 0xff, 0xfe, 0xcc]);
-        for e in Encoding::ALL {
+        for e in Encoding::ALL.into_iter().chain(Encoding::novnc()) {
             assert_eq!(Encoding::from_code(e.code()), Some(e));
         }
+        assert_eq!(Encoding::QualityLevel(6).code(), -26);
+        assert_eq!(Encoding::CompressLevel(2).code(), -254);
+        assert_eq!(Encoding::from_code(-22), None);
     }
 }

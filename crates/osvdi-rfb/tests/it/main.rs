@@ -5,6 +5,7 @@ mod garbage;
 mod handshake;
 mod live;
 mod replay;
+mod tight;
 
 use osvdi_rfb::{Client, Event, Output};
 

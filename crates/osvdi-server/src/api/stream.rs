@@ -331,7 +331,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
                 }
                 // The cursor travels separately (not yet); QEMU's key events are known to
                 // the RFB client.
-                RectData::Cursor { .. } | RectData::QemuExtendedKeyEvent => continue,
+                // Tight is never asked for here.
+                RectData::Cursor { .. } | RectData::QemuExtendedKeyEvent | RectData::Tight(_) => {
+                    continue;
+                }
             };
             self.pipeline.on_update(update).map_err(|e| e.to_string())?;
             self.damaged();
