@@ -429,6 +429,7 @@ do_start() {
         OS_NOVA_CONFIG_FILES="api-paste.ini;nova.conf" "$V/bin/uwsgi" \
         --http11-socket $IP:$NOVA_PORT --module nova.wsgi.osapi_compute:application "${UWSGI_OPTS[@]}"
     for h in "${COMPUTE_HOSTS[@]}"; do
+        alive "nova-compute-$h" || date +%s >"$RUN/nova-compute-$h.since"
         launch "nova-compute-$h" "$V/bin/nova-compute" --config-file "$DATA/nova/common.conf" \
             --config-file "$DATA/nova/compute-$h.conf"
     done
@@ -440,12 +441,14 @@ do_start() {
     say "  APIs answering ($(secs "$t")s)"
     # Both computes have reported their provider trees (root + nested GPUs) to Placement.
     local deadline=$((SECONDS + 120))
+    OSBED_COMPUTE_SINCE=$(cat "$RUN"/nova-compute-*.since | sort -n | tail -n 1)
+    export OSBED_COMPUTE_SINCE
     until "$PY" "$HERE/osbed_api.py" ready 2>/dev/null; do
         for h in "${COMPUTE_HOSTS[@]}"; do
             alive "nova-compute-$h" || fail_service "nova-compute-$h" "exited during start"
         done
         [ $SECONDS -lt $deadline ] || fail_service nova-compute-gpu-1 \
-            "(or nova-compute-cpu-1) did not report its resource providers within 120s"
+            "(or nova-compute-cpu-1) was not up with its resource providers within 120s"
         sleep 1
     done
     "$V/bin/nova-manage" "${NC[@]}" cell_v2 discover_hosts >>"$LOG/setup.log" 2>&1
@@ -545,6 +548,17 @@ do_reset() {
     "$PY" "$HERE/osbed_api.py" reset
 }
 
+do_selftest() {
+    eval "$(do_env)"
+    "$PY" "$HERE/selftest.py"
+}
+
+do_restart_compute() { # stop the nova-compute processes, then start (waits until they are up)
+    local h
+    for h in "${COMPUTE_HOSTS[@]}"; do stop_service "nova-compute-$h"; done
+    do_start
+}
+
 with_lock() { # one install/start/stop/reset at a time per state dir
     mkdir -p "$D"
     exec 9>"$D/.lock"
@@ -560,5 +574,8 @@ case "${1:-}" in
     status) [ -d "$RUN" ] || { echo "not set up in $D"; exit 1; }; do_status ;;
     env) do_env ;;
     reset) with_lock do_reset ;;
-    *) echo "usage: $0 install|start|stop|status|env|reset" >&2; exit 2 ;;
+    # for the bed's own checks (selftest.py): not part of the tests' contract
+    selftest) do_selftest ;;
+    restart-compute) with_lock do_restart_compute ;;
+    *) echo "usage: $0 install|start|stop|status|env|reset|selftest|restart-compute" >&2; exit 2 ;;
 esac

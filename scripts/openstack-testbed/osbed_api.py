@@ -9,6 +9,7 @@
 Settings come from the environment that osbed.sh exports (OSBED_*); the application
 credential is written to OSBED_APPCRED_FILE.
 """
+import calendar
 import json
 import os
 import sys
@@ -236,8 +237,11 @@ def ready():
     """Every host of HOSTS is up in Nova and has its provider tree (root and GPU children)
     in Placement."""
     t = admin_token()
+    # A heartbeat older than this start of the compute may be from before a restart.
+    since = float(E.get("OSBED_COMPUTE_SINCE", "0"))
     up = {s["host"] for s in nova("GET", "/os-services?binary=nova-compute", t)["services"]
-          if s["state"] == "up" and s["status"] == "enabled"}
+          if s["state"] == "up" and s["status"] == "enabled" and s["updated_at"]
+          and calendar.timegm(time.strptime(s["updated_at"][:19], "%Y-%m-%dT%H:%M:%S")) >= since}
     if not up.issuperset(HOSTS):
         sys.exit(1)
     _, rps = call("GET", PLACEMENT + "/resource_providers", token=t, headers=PLACEMENT_MV)
