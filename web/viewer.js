@@ -21,6 +21,8 @@ const clipText = $("clip-text");
 
 let rfb = null;
 let wanted = true;
+// Set when the H.264 viewer (/stream) sent this browser here because it cannot decode video.
+const fallbackReason = new URLSearchParams(location.search).get("from") === "stream" ? new URLSearchParams(location.search).get("reason") || "no H.264 video in this browser" : null;
 
 function setState(state, text) {
   document.body.dataset.state = state;
@@ -45,7 +47,8 @@ async function api(method, path) {
 /** Whether the clipboard may be shared with this desktop. A template policy may turn it off
  * (`clipboard: false` on the session or its template); on otherwise. */
 function clipboardAllowed(session, template) {
-  return !(session && session.clipboard === false) && !(template && template.clipboard === false);
+  const policy = template && template.policy;
+  return !(session && session.clipboard === false) && !(policy && policy.clipboard === false);
 }
 
 function applyClipboardPolicy(allowed) {
@@ -92,7 +95,7 @@ async function connect() {
   rfb.resizeSession = resize.checked;
   rfb.focusOnClick = true;
   rfb.addEventListener("connect", () => {
-    setState("connected", `Connected to ${name}`);
+    setState("connected", fallbackReason ? `Connected to ${name} (classic console: ${fallbackReason})` : `Connected to ${name}`);
     rfb.focus();
   });
   rfb.addEventListener("disconnect", (e) => {

@@ -39,11 +39,20 @@ export function stateCell(s) {
   );
 }
 
+// Connect opens the H.264 video viewer (/stream, which itself falls back to the console where
+// the browser lacks WebCodecs H.264); the noVNC console stays one click away.
 const connectLink = (s, name, cls) =>
   h(
     "a",
-    { class: `button ${cls || ""}`.trim(), href: `/console#${s.id}`, target: "_blank", rel: "noopener", "aria-label": `Connect to ${name} (opens a new tab)` },
+    { class: `button ${cls || ""}`.trim(), href: `/stream#${s.id}`, target: "_blank", rel: "noopener", "aria-label": `Connect to ${name} (opens a new tab)` },
     "Connect",
+  );
+
+const classicLink = (s, name) =>
+  h(
+    "a",
+    { class: "button", href: `/console#${s.id}`, target: "_blank", rel: "noopener", "aria-label": `Classic console (VNC) of ${name} (opens a new tab)` },
+    "Classic console (VNC)",
   );
 
 function actions(ctx, s, t, refresh) {
@@ -58,7 +67,7 @@ function actions(ctx, s, t, refresh) {
     return b;
   };
   if (s.state === "ready") {
-    out.push(connectLink(s, name, "primary"));
+    out.push(connectLink(s, name, "primary"), classicLink(s, name));
     if (t && t.protocols.includes("spice")) {
       out.push(h("a", { class: "button", href: `/api/v1/sessions/${s.id}/spice.vv`, download: "", "aria-label": `Open ${name} in remote-viewer` }, "Open in remote-viewer"));
     }

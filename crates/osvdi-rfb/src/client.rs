@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use crate::parse::{Parse, Rect, RectData, ServerMessage, parse_server_message};
+use crate::parse::{Parse, Rect, RectData, Screen, ServerMessage, parse_server_message};
 use crate::wire::{self, Encoding, PixelFormat};
 use crate::{ProtocolError, des};
 
@@ -200,6 +200,26 @@ impl Client {
     /// Clipboard text to the server (Latin-1 by the standard).
     pub fn client_cut_text(&mut self, text: &[u8]) {
         wire::client_cut_text(text, self.out());
+    }
+
+    /// SetDesktopSize (the ExtendedDesktopSize extension): asks for a `width` x `height`
+    /// framebuffer laid out as `screens` (at most 255 are sent). Only for servers that sent an
+    /// ExtendedDesktopSize rectangle; the answer is another one (reason 1, with a status).
+    pub fn set_desktop_size(&mut self, width: u16, height: u16, screens: &[Screen]) {
+        let screens = &screens[..screens.len().min(255)];
+        let out = self.out();
+        out.extend_from_slice(&[251, 0]);
+        out.extend_from_slice(&width.to_be_bytes());
+        out.extend_from_slice(&height.to_be_bytes());
+        // At most 255 by the slice above.
+        out.extend_from_slice(&[screens.len() as u8, 0]);
+        for s in screens {
+            out.extend_from_slice(&s.id.to_be_bytes());
+            for v in [s.x, s.y, s.w, s.h] {
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+            out.extend_from_slice(&s.flags.to_be_bytes());
+        }
     }
 
     /// Replaces the encoding list (sent now, or at the end of the handshake).
@@ -433,4 +453,44 @@ fn array<const N: usize>(s: &[u8]) -> [u8; N] {
     let mut a = [0u8; N];
     a.copy_from_slice(&s[..N]);
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_desktop_size_bytes() {
+        let mut c = Client::new(Config {
+            encodings: vec![Encoding::Raw],
+            ..Config::default()
+        });
+        let mut server = b"RFB 003.008\n".to_vec();
+        server.extend([1, 1, 0, 0, 0, 0]);
+        server.extend([
+            0, 8, 0, 4, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0,
+        ]);
+        server.extend([0, 0, 0, 0]);
+        c.handle_input(&server);
+        assert!(c.is_connected());
+        while c.poll_output().is_some() {}
+        let screen = Screen {
+            id: 7,
+            x: 0,
+            y: 0,
+            w: 8,
+            h: 4,
+            flags: 0,
+        };
+        c.set_desktop_size(1024, 768, &[screen]);
+        let Some(Output::Transmit(bytes)) = c.poll_output() else {
+            panic!("bytes to send");
+        };
+        assert_eq!(
+            bytes,
+            [
+                251, 0, 4, 0, 3, 0, 1, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 8, 0, 4, 0, 0, 0, 0
+            ]
+        );
+    }
 }

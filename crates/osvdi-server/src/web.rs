@@ -1,6 +1,7 @@
 //! The portal and the browser console: the files of `web/`, embedded at compile time (see
-//! `build.rs`), served at `/` (the portal), `/console` (the viewer) and `/static/...`, with
-//! their content type, an ETag, and a strict Content-Security-Policy (no inline script).
+//! `build.rs`), served at `/` (the portal), `/console` (the noVNC viewer), `/stream` (the
+//! H.264 viewer) and `/static/...`, with their content type, an ETag, and a strict
+//! Content-Security-Policy (no inline script).
 
 use axum::Router;
 use axum::extract::Path;
@@ -22,9 +23,9 @@ struct Asset {
 
 include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
 
-/// Scripts and styles only from this server; WebSockets and fetches to it; no frames, no
-/// plugins. Images may be `data:`/`blob:` (noVNC's cursors and JPEG rectangles).
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+/// Scripts, workers and styles only from this server; WebSockets and fetches to it; no
+/// frames, no plugins. Images may be `data:`/`blob:` (cursors, noVNC's JPEG rectangles).
+const CSP: &str = "default-src 'none'; script-src 'self'; worker-src 'self'; style-src 'self'; \
                    img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; \
                    manifest-src 'self'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
@@ -38,6 +39,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/console",
             get(|h: HeaderMap| async move { serve("viewer.html", &h) }),
+        )
+        .route(
+            "/stream",
+            get(|h: HeaderMap| async move { serve("stream.html", &h) }),
         )
         .route(
             "/static/{*path}",
@@ -111,6 +116,9 @@ mod tests {
             "viewer.html",
             "app.js",
             "viewer.js",
+            "stream.html",
+            "stream.js",
+            "stream-worker.js",
             "style.css",
             "vendor/novnc/core/rfb.js",
             "vendor/novnc/LICENSE.txt",

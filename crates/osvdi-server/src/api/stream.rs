@@ -2,22 +2,42 @@
 //! `POST /api/v1/sessions/{id}/console?purpose=stream`). The server is the VNC client
 //! (`osvdi-rfb`), keeps the picture in an `osvdi-display` pipeline (openh264, camera mode) and
 //! sends what changed as H.264 access units; the viewer's input goes back as RFB events.
+//! This documentation is the protocol's reference; `web/stream.js` and `web/stream-worker.js`
+//! are its viewer.
 //!
 //! Server → viewer:
-//! - text `{"type":"init","codec":"avc1.PPCCLL","width":W,"height":H}`, before the first
-//!   picture and again before the first picture after a resize;
+//! - text `{"type":"init","codec":"avc1.PPCCLL","width":W,"height":H,"clipboard":bool,
+//!   "resize":bool}` before the first picture and again before the first picture after a
+//!   resize (a keyframe). `clipboard`: the template's policy lets the clipboard through (when
+//!   false, clipboard messages are dropped both ways); `resize`: the desktop announced
+//!   ExtendedDesktopSize, so resize requests are passed on (otherwise they are ignored);
 //! - binary: a 16-byte header (byte 0 version 1, byte 1 flags with bit 0 = keyframe, bytes
-//!   2..6 the frame number u32 BE, bytes 6..14 the capture time in ms since the Unix epoch u64
-//!   BE, bytes 14..16 zero) and one Annex B access unit.
+//!   2..6 the frame number u32 BE, bytes 6..14 the capture time (first change in this picture)
+//!   in ms since the Unix epoch u64 BE, bytes 14..16 zero) and one Annex B access unit;
+//! - text `{"type":"cursor","x_hot","y_hot","width","height","rgba"}`: the pointer's shape
+//!   (RFB Cursor pseudo-encoding, asked of the VNC server so that the pointer is not part of
+//!   the video), `rgba` the pixels row by row in base64, alpha 0 or 255; 0 x 0 = no pointer;
+//! - text `{"type":"clipboard","text"}`: the desktop's clipboard changed (policy permitting);
+//! - text `{"type":"stats","frames","bytes","period_ms","encode_ms","rtt_ms","rtt_max_ms",
+//!   "decode_ms","waits","in_flight","total_frames"}` once a second while anything happens
+//!   (see [`flow::Stats`]; null where nothing was measured).
 //!
-//! Viewer → server (text JSON): `{"type":"keyframe"}`, `{"type":"pointer","x","y","buttons"}`,
-//! `{"type":"key","down","keysym","code"?}` (`code`: a QEMU qnum/XT scancode, sent as a QEMU
-//! extended key event when given) and `{"type":"ack","frame"}` (accepted, not used yet).
+//! Viewer → server (text JSON): `{"type":"keyframe"}`; `{"type":"pointer","x","y","buttons"}`
+//! (framebuffer coordinates, RFB button mask: bit 0 left, 1 middle, 2 right, 3/4 wheel up/down);
+//! `{"type":"key","down","keysym","code"?}` (`code`: a QEMU qnum/XT scancode, `0x80 | code`
+//! for E0-prefixed keys, sent as a QEMU extended key event when given);
+//! `{"type":"ack","frame","decode_ms"?}` once a picture is decoded; `{"type":"clipboard",
+//! "text"}` (sent to the desktop as Latin-1, other characters as `?`);
+//! `{"type":"resize","width","height"}` (RFB SetDesktopSize, sides clamped to 64..8192 and
+//! made even). Unknown or malformed messages are ignored.
 //!
-//! Pictures are encoded only when something changed, at most every [`MIN_INTERVAL`], and only
-//! when the previous picture has left: a slow viewer gets fewer pictures, each carrying all the
-//! changes since the last (H.264 pictures depend on each other, so none is ever dropped once
-//! encoded), and at most one waits to be sent.
+//! Pacing: pictures are encoded only when something changed, at most every [`MIN_INTERVAL`],
+//! and only when the sender can take one (at most one waits). Once the viewer acknowledges
+//! pictures, at most [`flow::MAX_IN_FLIGHT`] may be unacknowledged: beyond that encoding waits
+//! for an acknowledgement (or [`flow::ACK_WAIT`] after the last picture) while the changes
+//! accumulate, so the next picture carries them all. H.264 pictures depend on each other, so
+//! none is dropped once encoded; intermediate states are skipped instead. Text messages wait
+//! in a queue of [`TEXT_QUEUE`]; figures are dropped when it is full.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -29,13 +49,11 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use osvdi_core::ConsoleLink;
-use osvdi_display::nal::{NAL_SPS, nal_type, split_annex_b};
-use osvdi_display::{
-    EncodedFrame, OpenH264Config, OpenH264Encoder, Pipeline, Rect as DisplayRect, Update,
-};
+use osvdi_core::{Caller, ConsoleLink};
+use osvdi_display::{OpenH264Config, OpenH264Encoder, Pipeline, Rect as DisplayRect, Update};
+use osvdi_model::DesktopId;
 use osvdi_rfb::driver::Connection;
-use osvdi_rfb::{Client, Config, Event, RectData};
+use osvdi_rfb::{Client, Config, Event, Rect, RectData, Screen};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -45,14 +63,21 @@ use crate::api::console::connect_display;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Authed, refuse_cross_site};
 
+mod flow;
+mod messages;
+
+use flow::Flow;
+use messages::{
+    FALLBACK_CODEC, FromViewer, Init, clamp_size, clipboard_message, codec_string, cursor_message,
+    frame_message, init_message, stats_message, to_latin1,
+};
+
 /// At most one picture per this interval (about 30 per second).
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(33);
-/// The largest message a viewer may send (its messages are small JSON).
-const MAX_MESSAGE: usize = 64 << 10;
-/// The header in front of each access unit.
-pub(crate) const HEADER_LEN: usize = 16;
-/// Used when the SPS cannot be read: Constrained Baseline, level 3.1.
-const FALLBACK_CODEC: &str = "avc1.42E01F";
+/// The largest message a viewer may send (clipboard text is the big one).
+const MAX_MESSAGE: usize = 1 << 20;
+/// Text messages (cursor, clipboard, figures) waiting for the socket, at most.
+const TEXT_QUEUE: usize = 16;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub(crate) struct StreamParams {
@@ -79,36 +104,28 @@ pub(crate) async fn stream(
         return Err(ApiError::bad_request("A stream token is needed"));
     };
     let link = s.core.open_stream(&auth.caller, &params.token).await?;
+    let clipboard = clipboard_allowed(&s, &auth.caller, link.desktop()).await;
     let ws = ws
         .max_message_size(MAX_MESSAGE)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "stream upgrade failed"));
     let vnc = connect_display(&link).await?;
-    Ok(ws.on_upgrade(move |socket| run(socket, vnc, link)))
+    Ok(ws.on_upgrade(move |socket| run(socket, vnc, link, clipboard)))
 }
 
-/// What the viewer may send.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum FromViewer {
-    Keyframe,
-    Pointer {
-        x: u16,
-        y: u16,
-        #[serde(default)]
-        buttons: u8,
-    },
-    Key {
-        down: bool,
-        keysym: u32,
-        #[serde(default)]
-        code: Option<u32>,
-    },
-    /// The viewer decoded picture `frame`. Not used yet (for latency figures and finer
-    /// back-pressure later).
-    Ack {
-        #[allow(dead_code)]
-        frame: u32,
-    },
+/// Whether the template's policy lets the clipboard through this desktop's stream. Off when
+/// the template cannot be read (nothing is passed that the policy may forbid).
+async fn clipboard_allowed(s: &AppState, caller: &Caller, desktop: DesktopId) -> bool {
+    let policy = async {
+        let d = s.core.desktop(caller, desktop).await?;
+        s.core.template(caller, d.template).await
+    };
+    match policy.await {
+        Ok(t) => t.policy.clipboard,
+        Err(e) => {
+            tracing::debug!(%desktop, error = %e, "no template policy for the stream; clipboard off");
+            false
+        }
+    }
 }
 
 /// One picture on its way to the viewer, with the init message to send before it, if any.
@@ -117,56 +134,44 @@ struct Outgoing {
     picture: Bytes,
 }
 
-/// The `avc1.PPCCLL` codec string of the first SPS in `annex_b`, if there is one.
-pub(crate) fn codec_string(annex_b: &[u8]) -> Option<String> {
-    let sps = split_annex_b(annex_b)
-        .into_iter()
-        .find(|n| nal_type(n) == NAL_SPS)?;
-    let [_, profile, constraints, level, ..] = *sps else {
-        return None;
-    };
-    Some(format!("avc1.{profile:02X}{constraints:02X}{level:02X}"))
-}
-
-/// The 16-byte header and the access unit, as one binary message.
-pub(crate) fn frame_message(number: u32, captured_ms: u64, frame: &EncodedFrame) -> Bytes {
-    let mut out = Vec::with_capacity(HEADER_LEN + frame.data.len());
-    out.push(1);
-    out.push(u8::from(frame.keyframe));
-    out.extend_from_slice(&number.to_be_bytes());
-    out.extend_from_slice(&captured_ms.to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&frame.data);
-    Bytes::from(out)
-}
-
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn init_message(codec: &str, (width, height): (u32, u32)) -> String {
-    serde_json::json!({"type": "init", "codec": codec, "width": width, "height": height})
-        .to_string()
-}
-
-/// Sends what the stream task hands over until the viewer goes or the task ends.
-async fn writer(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Receiver<Outgoing>) {
-    while let Some(out) = rx.recv().await {
-        if let Some(init) = out.init
-            && sink.send(Message::Text(init.into())).await.is_err()
-        {
-            return;
-        }
-        if sink.send(Message::Binary(out.picture)).await.is_err() {
-            return;
+/// Sends what the stream task hands over until the viewer goes or the task ends; text
+/// messages (small) before pictures.
+async fn writer(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut pictures: mpsc::Receiver<Outgoing>,
+    mut texts: mpsc::Receiver<String>,
+) {
+    loop {
+        let (first, second) = tokio::select! {
+            biased;
+            t = texts.recv() => match t {
+                Some(t) => (Message::Text(t.into()), None),
+                None => break,
+            },
+            p = pictures.recv() => match p {
+                Some(Outgoing { init: Some(init), picture }) => {
+                    (Message::Text(init.into()), Some(Message::Binary(picture)))
+                }
+                Some(Outgoing { init: None, picture }) => (Message::Binary(picture), None),
+                None => break,
+            },
+        };
+        for m in std::iter::once(first).chain(second) {
+            if sink.send(m).await.is_err() {
+                return;
+            }
         }
     }
     let _ = sink.close().await;
 }
 
 /// Runs the stream until either side closes; the link is dropped (disconnected) at the end.
-async fn run<S>(ws: WebSocket, vnc: S, link: ConsoleLink)
+async fn run<S>(ws: WebSocket, vnc: S, link: ConsoleLink, clipboard: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -174,8 +179,9 @@ where
     let (sink, source) = ws.split();
     // One picture waiting at most (plus the one being written).
     let (tx, rx) = mpsc::channel::<Outgoing>(1);
-    let writing = tokio::spawn(writer(sink, rx));
-    if let Err(reason) = Stream::pump(source, vnc, link, &tx).await {
+    let (texts, texts_rx) = mpsc::channel::<String>(TEXT_QUEUE);
+    let writing = tokio::spawn(writer(sink, rx, texts_rx));
+    if let Err(reason) = Stream::pump(source, vnc, link, clipboard, &tx, texts).await {
         tracing::info!(%desktop, %reason, "stream ended");
     }
     drop(tx);
@@ -186,6 +192,13 @@ struct Stream<S> {
     vnc: Connection<S>,
     pipeline: Pipeline,
     link: ConsoleLink,
+    texts: mpsc::Sender<String>,
+    flow: Flow,
+    /// The template's policy lets the clipboard through.
+    clipboard: bool,
+    /// The screen layout from the desktop's last ExtendedDesktopSize; `None` until one
+    /// came (no resize requests before).
+    screens: Option<Vec<Screen>>,
     /// Something changed (or a keyframe was asked for) since the last picture.
     dirty: bool,
     /// When the first change since the last picture arrived.
@@ -210,7 +223,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
         mut source: SplitStream<WebSocket>,
         vnc: S,
         link: ConsoleLink,
+        clipboard: bool,
         tx: &mpsc::Sender<Outgoing>,
+        texts: mpsc::Sender<String>,
     ) -> Result<(), String> {
         let mut vnc = Connection::new(vnc, Client::new(Config::default()));
         let (width, height) = loop {
@@ -238,16 +253,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
             vnc,
             pipeline,
             link,
+            texts,
+            flow: Flow::new(Instant::now()),
+            clipboard,
+            screens: None,
             dirty: true,
             captured: Some(SystemTime::now()),
             announce: true,
             frame_number: 0,
         };
         loop {
-            let due = me
-                .pipeline
-                .poll_timeout()
-                .map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std);
+            let now = Instant::now();
+            let mut due = me.pipeline.poll_timeout().unwrap_or(now);
+            if me.dirty
+                && let Err(at) = me.flow.may_encode(now)
+            {
+                due = due.max(at);
+            }
+            let due = tokio::time::Instant::from_std(due);
+            let stats_due = me.flow.stats_due().map(tokio::time::Instant::from_std);
+            let mut texts = Vec::new();
             // Every branch is cancel-safe: the RFB driver has nothing left to write when it
             // waits (requests are flushed below, outside the select), so it waits in a read.
             tokio::select! {
@@ -256,23 +281,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
                     Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_)) | Err(_)) | None => return Ok(()),
                 },
-                ev = me.vnc.next_event() => me.on_desktop(ev.map_err(|e| e.to_string())?)?,
+                ev = me.vnc.next_event() => {
+                    texts = me.on_desktop(ev.map_err(|e| e.to_string())?)?;
+                }
                 permit = async {
                     tokio::time::sleep_until(due).await;
                     tx.reserve().await
                 }, if me.dirty => {
                     let Ok(permit) = permit else { return Ok(()) };
-                    if let Some(out) = encode_off_the_reactor(|| me.picture())? {
-                        permit.send(out);
+                    if me.flow.may_encode(Instant::now()).is_ok() {
+                        let started = Instant::now();
+                        if let Some((number, out)) = encode_off_the_reactor(|| me.picture())? {
+                            let len = out.picture.len();
+                            me.flow.on_sent(number, len, started.elapsed(), Instant::now());
+                            permit.send(out);
+                        }
                     }
+                }
+                () = async {
+                    if let Some(at) = stats_due {
+                        tokio::time::sleep_until(at).await;
+                    }
+                }, if stats_due.is_some() => {
+                    if let Some(stats) = me.flow.take_stats(Instant::now()) {
+                        // Figures are worth nothing late: dropped when the queue is full.
+                        let _ = me.texts.try_send(stats_message(&stats));
+                    }
+                }
+            }
+            for t in texts {
+                if me.texts.send(t).await.is_err() {
+                    return Ok(());
                 }
             }
             me.vnc.flush().await.map_err(|e| e.to_string())?;
         }
     }
 
-    /// Encodes the next picture if it is due.
-    fn picture(&mut self) -> Result<Option<Outgoing>, String> {
+    /// Encodes the next picture if it is due: its number and the message.
+    fn picture(&mut self) -> Result<Option<(u32, Outgoing)>, String> {
         let Some(frame) = self
             .pipeline
             .next_frame(Instant::now())
@@ -287,16 +334,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
         let init = if self.announce && frame.keyframe {
             self.announce = false;
             let codec = codec_string(&frame.data);
-            Some(init_message(
-                codec.as_deref().unwrap_or(FALLBACK_CODEC),
-                self.pipeline.visible_size(),
-            ))
+            Some(init_message(Init {
+                codec: codec.as_deref().unwrap_or(FALLBACK_CODEC),
+                size: self.pipeline.visible_size(),
+                clipboard: self.clipboard,
+                resize: self.screens.is_some(),
+            }))
         } else {
             None
         };
-        let picture = frame_message(self.frame_number, captured, &frame);
+        let number = self.frame_number;
+        let picture = frame_message(number, captured, &frame);
         self.frame_number = self.frame_number.wrapping_add(1);
-        Ok(Some(Outgoing { init, picture }))
+        Ok(Some((number, Outgoing { init, picture })))
     }
 
     fn damaged(&mut self) {
@@ -304,45 +354,82 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
         self.captured.get_or_insert_with(SystemTime::now);
     }
 
-    fn on_desktop(&mut self, ev: Event) -> Result<(), String> {
-        let Event::FramebufferUpdate { rects } = ev else {
-            return Ok(());
+    /// Applies what the desktop sent; returns the text messages for the viewer.
+    fn on_desktop(&mut self, ev: Event) -> Result<Vec<String>, String> {
+        let rects = match ev {
+            Event::FramebufferUpdate { rects } => rects,
+            Event::ServerCutText(text) if self.clipboard => {
+                return Ok(vec![clipboard_message(&text)]);
+            }
+            Event::ServerCutText(_) => {
+                tracing::debug!("desktop clipboard not passed on (policy)");
+                return Ok(vec![]);
+            }
+            _ => return Ok(vec![]),
         };
-        for r in rects {
-            let rect = DisplayRect::new(
-                u32::from(r.x),
-                u32::from(r.y),
-                u32::from(r.w),
-                u32::from(r.h),
-            );
-            let update = match &r.data {
-                RectData::Raw(bytes) => Update::Raw { rect, bytes },
-                RectData::CopyRect { src_x, src_y } => Update::CopyRect {
-                    dst: rect,
-                    src_x: u32::from(*src_x),
-                    src_y: u32::from(*src_y),
-                },
-                RectData::DesktopSize | RectData::ExtendedDesktopSize { .. } => {
-                    self.announce = true;
-                    Update::Resize {
-                        width: u32::from(r.w),
-                        height: u32::from(r.h),
-                    }
-                }
-                // The cursor travels separately (not yet); QEMU's key events are known to
-                // the RFB client.
-                // Tight is never asked for here.
-                RectData::Cursor { .. } | RectData::QemuExtendedKeyEvent | RectData::Tight(_) => {
-                    continue;
-                }
-            };
-            self.pipeline.on_update(update).map_err(|e| e.to_string())?;
-            self.damaged();
+        let mut texts = Vec::new();
+        for r in &rects {
+            if let Some(text) = self.on_rect(r)? {
+                texts.push(text);
+            }
         }
         // QEMU answers an incremental request only once something changed: an idle desktop
         // sends nothing, and so do we.
         self.vnc.client().request_full_update(true);
-        Ok(())
+        Ok(texts)
+    }
+
+    fn on_rect(&mut self, r: &Rect) -> Result<Option<String>, String> {
+        let rect = DisplayRect::new(
+            u32::from(r.x),
+            u32::from(r.y),
+            u32::from(r.w),
+            u32::from(r.h),
+        );
+        let update = match &r.data {
+            RectData::Raw(bytes) => Update::Raw { rect, bytes },
+            RectData::CopyRect { src_x, src_y } => Update::CopyRect {
+                dst: rect,
+                src_x: u32::from(*src_x),
+                src_y: u32::from(*src_y),
+            },
+            RectData::DesktopSize | RectData::ExtendedDesktopSize { .. } => {
+                if let RectData::ExtendedDesktopSize { screens } = &r.data {
+                    // x: reason (1 = our request), y: status (0 = done).
+                    if r.x == 1 && r.y != 0 {
+                        tracing::debug!(status = r.y, "the desktop refused a resize");
+                    }
+                    if self.screens.is_none() {
+                        // Now resize requests are possible: tell the viewer.
+                        self.announce = true;
+                        self.pipeline.request_keyframe();
+                        self.damaged();
+                    }
+                    self.screens = Some(screens.clone());
+                }
+                let size = (u32::from(r.w), u32::from(r.h));
+                if size == self.pipeline.visible_size() {
+                    return Ok(None);
+                }
+                self.announce = true;
+                Update::Resize {
+                    width: size.0,
+                    height: size.1,
+                }
+            }
+            RectData::Cursor { pixels, mask } => {
+                let msg = cursor_message((r.x, r.y), (r.w, r.h), pixels, mask);
+                if msg.is_none() {
+                    tracing::debug!(w = r.w, h = r.h, "cursor shape not forwarded");
+                }
+                return Ok(msg);
+            }
+            // QEMU's key events are known to the RFB client.
+            RectData::QemuExtendedKeyEvent => return Ok(None),
+        };
+        self.pipeline.on_update(update).map_err(|e| e.to_string())?;
+        self.damaged();
+        Ok(None)
     }
 
     async fn on_viewer(&mut self, text: &str) {
@@ -372,45 +459,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
                 }
                 self.link.input_activity().await;
             }
-            FromViewer::Ack { .. } => {}
+            FromViewer::Ack { frame, decode_ms } => {
+                self.flow.on_ack(frame, decode_ms, Instant::now());
+            }
+            FromViewer::Clipboard { text } if self.clipboard => {
+                self.vnc.client().client_cut_text(&to_latin1(&text));
+                self.link.input_activity().await;
+            }
+            FromViewer::Clipboard { .. } => {
+                tracing::debug!("viewer clipboard not passed on (policy)");
+            }
+            FromViewer::Resize { width, height } => self.resize(width, height),
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_and_codec() {
-        let frame = EncodedFrame {
-            keyframe: true,
-            data: vec![0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1F, 9, 0, 0, 1, 0x68, 1],
+    /// Asks the desktop for a new size (SetDesktopSize), if it takes such requests.
+    fn resize(&mut self, width: u16, height: u16) {
+        let Some(screens) = &self.screens else {
+            tracing::debug!(
+                "resize request ignored: the desktop does not announce ExtendedDesktopSize"
+            );
+            return;
         };
-        assert_eq!(codec_string(&frame.data).as_deref(), Some("avc1.42C01F"));
-        assert_eq!(codec_string(&[0, 0, 1, 0x65, 1]), None);
-        let m = frame_message(0x0102_0304, 0x0A0B, &frame);
-        assert_eq!(m.len(), HEADER_LEN + frame.data.len());
-        assert_eq!(
-            m[..HEADER_LEN],
-            [1, 1, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0x0A, 0x0B, 0, 0]
-        );
-        assert_eq!(m[HEADER_LEN..], frame.data[..]);
-    }
-
-    #[test]
-    fn viewer_messages() {
-        let key: FromViewer =
-            serde_json::from_str(r#"{"type":"key","down":true,"keysym":97,"code":30}"#).unwrap();
-        assert!(matches!(
-            key,
-            FromViewer::Key {
-                down: true,
-                keysym: 97,
-                code: Some(30)
-            }
-        ));
-        assert!(serde_json::from_str::<FromViewer>(r#"{"type":"ack","frame":3}"#).is_ok());
-        assert!(serde_json::from_str::<FromViewer>(r#"{"type":"nope"}"#).is_err());
+        let (w, h) = clamp_size(width, height);
+        if (u32::from(w), u32::from(h)) == self.pipeline.visible_size() {
+            return;
+        }
+        // One screen covering the desktop, keeping the first screen's id and flags.
+        let first = screens.first().copied();
+        let screen = Screen {
+            id: first.map_or(0, |s| s.id),
+            x: 0,
+            y: 0,
+            w,
+            h,
+            flags: first.map_or(0, |s| s.flags),
+        };
+        self.vnc.client().set_desktop_size(w, h, &[screen]);
     }
 }
