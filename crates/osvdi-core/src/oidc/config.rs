@@ -239,6 +239,34 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("Bad_Id"));
     }
 
+    /// The README's examples (Keycloak, EGI Check-in) parse and pass the checks.
+    #[test]
+    fn the_readme_examples_are_valid() {
+        #[derive(Deserialize)]
+        struct File {
+            oidc: OidcConfig,
+        }
+        let readme = include_str!("../../../../README.md");
+        let section = readme
+            .split("### Single sign-on (OpenID Connect)")
+            .nth(1)
+            .expect("the README has the section");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        let blocks: Vec<&str> = section
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| b.split("```").next().unwrap_or(""))
+            .collect();
+        assert!(!blocks.is_empty());
+        for block in blocks {
+            let file: File = toml::from_str(block).unwrap();
+            file.oidc.validate().unwrap();
+            assert!(file.oidc.providers.contains_key("egi"));
+            assert!(file.oidc.rules.iter().any(|r| r.value.as_deref()
+                == Some("urn:mace:egi.eu:group:vo.example.org:role=member#aai.egi.eu")));
+        }
+    }
+
     #[test]
     fn rules_describe_themselves() {
         let r = MappingRule {

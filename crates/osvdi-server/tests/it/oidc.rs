@@ -243,6 +243,10 @@ fn configure(c: &mut CoreConfig, issuer: &str) {
     providers.insert("uni".to_owned(), provider(issuer));
     // A provider that does not run: its port is closed.
     providers.insert("down".to_owned(), provider("http://127.0.0.1:9"));
+    // The same provider, with sessions that end with its token.
+    let mut short = provider(issuer);
+    short.limit_session_to_token = true;
+    providers.insert("short".to_owned(), short);
     c.oidc = OidcConfig {
         public_url: Some(PUBLIC.into()),
         clock_skew_secs: Some(60),
@@ -311,7 +315,11 @@ impl Browser {
 
     /// Goes to the provider (which logs in at once) and returns the callback path.
     async fn via_provider(&mut self, s: &TestServer) -> String {
-        let res = self.start(s, "uni").await;
+        self.via(s, "uni").await
+    }
+
+    async fn via(&mut self, s: &TestServer, provider: &str) -> String {
+        let res = self.start(s, provider).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         let at_idp = res.headers()["location"].to_str().unwrap().to_owned();
         let res = self.http.get(&at_idp).send().await.unwrap();
@@ -396,9 +404,15 @@ async fn jit_accounts_and_mapping_follow_the_provider(db: Db) {
     let (_, list) = s
         .call(Method::GET, "/api/v1/auth/providers", None, None)
         .await;
-    assert_eq!(list[0]["id"], "down");
-    assert_eq!(list[1]["display_name"], "Test University");
-    assert_eq!(list[1]["login_url"], "/auth/oidc/uni/login");
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["down", "short", "uni"]);
+    assert_eq!(list[2]["display_name"], "Test University");
+    assert_eq!(list[2]["login_url"], "/auth/oidc/uni/login");
 
     // A local account named like the person stays someone else: never matched by name.
     s.user("alice", "user").await;
@@ -674,7 +688,45 @@ macro_rules! both_dbs {
     };
 }
 
+async fn sessions_can_end_with_the_provider_token(db: Db) {
+    let Some((s, _idp)) = server(db).await else {
+        return;
+    };
+    let max_age = |res: &reqwest::Response| -> u64 {
+        let c = res
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|v| v.starts_with("osvdi_session="))
+            .unwrap();
+        c.split("Max-Age=")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let mut b = Browser::new();
+    let path = b.via(&s, "short").await;
+    let res = b.callback(&s, &path).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(
+        max_age(&res) <= 300,
+        "the provider's access token lives 300 s"
+    );
+    let path = b.via(&s, "uni").await;
+    let res = b.callback(&s, &path).await;
+    assert!(
+        max_age(&res) > 11 * 3600,
+        "the site's session lifetime (12 h)"
+    );
+}
+
 both_dbs!(
+    sessions_can_end_with_the_provider_token,
     jit_accounts_and_mapping_follow_the_provider,
     bad_tokens_and_states_are_refused,
     signing_keys_rotate,
