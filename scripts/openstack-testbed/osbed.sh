@@ -27,15 +27,18 @@ START_TIMEOUT=${OSVDI_OSBED_START_TIMEOUT:-180}
 
 IP=127.0.0.1
 REGION=RegionOne
-KEYSTONE_PORT=5000
-PLACEMENT_PORT=8778
-GLANCE_PORT=9292
-NOVA_PORT=8774
-NETWORK_PORT=9696
-NOVNC_PORT=6080
-RABBIT_PORT=5672
-RABBIT_DIST_PORT=25672
-RABBIT_NODE=osbed@localhost
+# OSVDI_OSBED_PORT_OFFSET (default 0) moves every port, to run a second bed beside one
+# (with its own OSVDI_OSBED_DIR).
+O=${OSVDI_OSBED_PORT_OFFSET:-0}
+KEYSTONE_PORT=$((5000 + O))
+PLACEMENT_PORT=$((8778 + O))
+GLANCE_PORT=$((9292 + O))
+NOVA_PORT=$((8774 + O))
+NETWORK_PORT=$((9696 + O))
+NOVNC_PORT=$((6080 + O))
+RABBIT_PORT=$((5672 + O))
+RABBIT_DIST_PORT=$((25672 + O))
+RABBIT_NODE=osbed$O@localhost
 COMPUTE_HOSTS=(gpu-1 cpu-1)
 
 # Python packages from PyPI; constraints.txt pins every transitive dependency too.
@@ -343,7 +346,8 @@ start_infra() {
     if ! alive epmd && ! port_open 4369; then
         launch epmd epmd -address $IP -port 4369
     fi
-    if [ ! -d "$DATA/mysql" ]; then
+    if [ ! -d "$DATA/mysql/mysql" ]; then
+        rm -rf "$DATA/mysql"
         mariadb-install-db --no-defaults --user=root --datadir="$DATA/mysql" \
             --auth-root-authentication-method=socket --skip-test-db >>"$LOG/setup.log" 2>&1 \
             || { tail -n 30 "$LOG/setup.log" >&2; die "mariadb-install-db failed"; }
