@@ -23,6 +23,8 @@ pub enum Service {
     Image,
     /// Placement at 1.14 (nested providers: `parent_provider_uuid`, `in_tree`).
     Placement,
+    /// Keystone v3 itself (tests and tools).
+    Identity,
 }
 
 pub const COMPUTE_MICROVERSION: &str = "2.79";
@@ -34,6 +36,7 @@ impl Service {
             Service::Compute => "compute",
             Service::Image => "image",
             Service::Placement => "placement",
+            Service::Identity => "identity",
         }
     }
 
@@ -42,6 +45,7 @@ impl Service {
             Service::Compute => "Nova",
             Service::Image => "Glance",
             Service::Placement => "Placement",
+            Service::Identity => "Keystone",
         }
     }
 
@@ -49,7 +53,7 @@ impl Service {
         match self {
             Service::Compute => Some(format!("compute {COMPUTE_MICROVERSION}")),
             Service::Placement => Some(format!("placement {PLACEMENT_MICROVERSION}")),
-            Service::Image => None,
+            Service::Image | Service::Identity => None,
         }
     }
 }

@@ -15,6 +15,16 @@ use osvdi_openstack::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// One test at a time on the bed: they count its capacity.
+static BED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Deletes the servers a failed earlier run left behind.
+async fn clean(backend: &OpenStackBackend) {
+    for (id, _) in backend.list().await.unwrap() {
+        backend.delete(id).await.unwrap();
+    }
+}
+
 /// The bed's settings, or `None` (with a line saying so) when there is no bed.
 fn config() -> Option<OpenStackConfig> {
     match OpenStackConfig::from_env() {
@@ -184,8 +194,10 @@ async fn a_vgpu_type(backend: &OpenStackBackend) -> (String, u32) {
 #[tokio::test]
 async fn vgpu_desktop_lifecycle() {
     let Some(c) = config() else { return };
+    let _bed = BED.lock().await;
     let admin = admin_session(&c);
     let backend = OpenStackBackend::new(c.clone()).await.unwrap();
+    clean(&backend).await;
     let dir = tempfile::tempdir().unwrap();
     let template = TemplateId::random();
     let (vgpu, _) = a_vgpu_type(&backend).await;
@@ -249,9 +261,11 @@ async fn vgpu_desktop_lifecycle() {
 #[tokio::test]
 async fn capacity_exhaustion_is_a_clear_error() {
     let Some(mut c) = config() else { return };
+    let _bed = BED.lock().await;
     c.suspend = SuspendMode::Shelve;
     c.active_timeout = Duration::from_secs(60);
     let backend = OpenStackBackend::new(c).await.unwrap();
+    clean(&backend).await;
     let dir = tempfile::tempdir().unwrap();
     let template = TemplateId::random();
     let path = image(dir.path(), template, 1);

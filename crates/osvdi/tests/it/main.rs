@@ -5,6 +5,7 @@
 mod support;
 
 mod lifecycle;
+mod openstack;
 mod restart;
 mod secrets;
 mod simulate;
