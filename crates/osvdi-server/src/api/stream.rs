@@ -426,6 +426,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
             }
             // QEMU's key events are known to the RFB client.
             RectData::QemuExtendedKeyEvent => return Ok(None),
+            // Not asked for (the stream takes raw pixels over the local socket).
+            RectData::Tight(_) => return Err("the VNC server sent Tight, not asked for".into()),
         };
         self.pipeline.on_update(update).map_err(|e| e.to_string())?;
         self.damaged();
