@@ -68,6 +68,9 @@ alive() { local p; p=$(pid_of "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; 
 launch() {
     local name=$1; shift
     alive "$name" && return 0
+    # keep one previous log when it grows past 20 MB
+    [ "$(stat -c %s "$LOG/$name.log" 2>/dev/null || echo 0)" -lt 20000000 ] \
+        || mv -f "$LOG/$name.log" "$LOG/$name.log.1"
     echo "--- $(date -u +%FT%TZ) start" >>"$LOG/$name.log"
     setsid "$@" >>"$LOG/$name.log" 2>&1 </dev/null 9>&- &
     echo $! >"$RUN/$name.pid"
@@ -570,6 +573,7 @@ with_lock() { # one install/start/stop/reset at a time per state dir
     "$@"
 }
 
+main() {
 case "${1:-}" in
     install) with_lock do_install ;;
     start) with_lock do_start ;;
@@ -583,3 +587,8 @@ case "${1:-}" in
     restart-compute) with_lock do_restart_compute ;;
     *) echo "usage: $0 install|start|stop|status|env|reset|selftest|restart-compute" >&2; exit 2 ;;
 esac
+}
+
+# On one line, so that bash has read it all before it runs: an edit of this file while it
+# runs (e.g. a git pull) cannot make it execute a half-read line.
+main "$@"; exit $?
