@@ -1,6 +1,6 @@
 //! The desktop as H.264 video (`/ws/stream`) on a real demo guest: init message, a first
 //! keyframe with SPS/PPS/IDR, no bytes while the guest is idle, pictures again after a key
-//! press, and one-time tokens.
+//! press, back-pressure from acknowledgements, the figures, and one-time tokens.
 
 use std::time::Duration;
 
@@ -28,12 +28,21 @@ async fn connect(url: &str, login: &str) -> Result<Ws, StatusCode> {
     }
 }
 
-/// The next text or binary message, within `secs`; `None` on timeout.
+/// The next text or binary message, within `secs`, leaving out the figures (`stats`, which
+/// come once a second while anything happens); `None` on timeout.
 async fn next(ws: &mut Ws, secs: u64) -> Option<Message> {
+    next_with_stats(ws, secs, &mut vec![]).await
+}
+
+/// [`next`], keeping the figures it leaves out in `stats`.
+async fn next_with_stats(ws: &mut Ws, secs: u64, stats: &mut Vec<Value>) -> Option<Message> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()?;
         match msg.expect("the stream is open").expect("a message") {
+            Message::Text(t) if t.as_str().contains(r#""type":"stats""#) => {
+                stats.push(serde_json::from_str(t.as_str()).unwrap());
+            }
             m @ (Message::Text(_) | Message::Binary(_)) => return Some(m),
             Message::Close(c) => panic!("closed: {c:?}"),
             _ => {}
@@ -112,6 +121,10 @@ async fn video_of_an_idle_and_a_typing_desktop(s: TestServer) {
         init["height"].as_u64().unwrap(),
     );
     assert!(w >= 640 && h >= 400, "{init}");
+    assert_eq!(
+        init["clipboard"], true,
+        "the default policy lets it through"
+    );
     let Some(Message::Binary(first)) = next(&mut ws, 20).await else {
         panic!("a picture");
     };
@@ -167,6 +180,58 @@ async fn video_of_an_idle_and_a_typing_desktop(s: TestServer) {
     assert!(!key, "a change is not a keyframe: {types:?}");
     assert!(number > 0);
     assert!(types.contains(&1) && !types.contains(&5), "{types:?}");
+
+    // Acknowledged pictures give round trips in the figures; beyond 3 unacknowledged ones,
+    // encoding waits (about a second) however much changes.
+    let (_, mut last, _) = picture(&typed);
+    ws.send(Message::text(
+        json!({"type": "ack", "frame": last, "decode_ms": 1.5}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let mut stats = vec![];
+    let typing = tokio::time::Instant::now();
+    let mut sent = 0;
+    while typing.elapsed() < Duration::from_millis(800) {
+        for down in [true, false] {
+            let key = json!({"type": "key", "down": down, "keysym": 0x61, "code": 0x1e});
+            ws.send(Message::text(key.to_string())).await.unwrap();
+        }
+        while let Some(Message::Binary(b)) = next_with_stats(&mut ws, 0, &mut stats).await {
+            last = picture(&b).1;
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(80)).await;
+    }
+    assert!(
+        (1..=3).contains(&sent),
+        "{sent} pictures unacknowledged in 0.8 s of typing"
+    );
+    // Acknowledged: the changes held back come in the next picture.
+    ws.send(Message::text(
+        json!({"type": "ack", "frame": last}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let Some(Message::Binary(more)) = next_with_stats(&mut ws, 3, &mut stats).await else {
+        panic!("a picture once acknowledged");
+    };
+    assert!(picture(&more).1 > last);
+    for _ in 0..5 {
+        if stats.iter().any(|s| !s["rtt_ms"].is_null()) {
+            break;
+        }
+        next_with_stats(&mut ws, 2, &mut stats).await;
+    }
+    let s = stats
+        .iter()
+        .find(|s| !s["rtt_ms"].is_null())
+        .expect("figures with a round trip");
+    assert!(s["rtt_ms"].as_f64().unwrap() >= 0.0, "{s}");
+    assert!(
+        s["frames"].as_u64().is_some() && s["bytes"].as_u64().is_some(),
+        "{s}"
+    );
 
     // A keyframe on request.
     ws.send(Message::text(json!({"type": "keyframe"}).to_string()))
