@@ -96,9 +96,21 @@ impl Provider {
         }
         let issuer = IssuerUrl::new(self.config.issuer.clone())
             .map_err(|e| unreachable(&self.id, "issuer URL", e))?;
-        let metadata = ProviderMetadataWithLogout::discover_async(issuer, http)
-            .await
-            .map_err(|e| unreachable(&self.id, "discovery", error_chain(&e)))?;
+        let metadata = match ProviderMetadataWithLogout::discover_async(issuer, http).await {
+            Ok(m) => m,
+            Err(e) => {
+                // The provider is away for a moment: what it said an hour ago still holds.
+                if let Some(c) = cache.as_mut() {
+                    // Asked again in a minute, not at every login.
+                    c.fetched = Instant::now()
+                        .checked_sub(METADATA_TTL - Duration::from_secs(60))
+                        .unwrap_or(c.fetched);
+                    tracing::warn!(provider = %self.id, error = %error_chain(&e), "discovery failed; using the last answer");
+                    return Ok(c.metadata.clone());
+                }
+                return Err(unreachable(&self.id, "discovery", error_chain(&e)));
+            }
+        };
         let now = Instant::now();
         *cache = Some(Cached {
             metadata: metadata.clone(),

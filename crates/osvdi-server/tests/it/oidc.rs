@@ -39,6 +39,8 @@ enum Mint {
     BadSignature,
     IssuedInFuture,
     WrongNonce,
+    /// The token endpoint is down (503) after the person logged in.
+    Down,
 }
 
 struct Idp {
@@ -127,6 +129,9 @@ async fn token(State(idp): State<Shared>, body: String) -> axum::response::Respo
             .into_owned()
             .collect();
     let mut idp = idp.lock().unwrap();
+    if idp.mint == Mint::Down {
+        return (StatusCode::SERVICE_UNAVAILABLE, "maintenance").into_response();
+    }
     let Some(pos) = idp.codes.iter().position(|c| c.0 == f["code"]) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -158,6 +163,7 @@ async fn token(State(idp): State<Shared>, body: String) -> axum::response::Respo
             exp = iat + hour;
         }
         Mint::WrongNonce => nonce = "not-the-nonce".into(),
+        Mint::Down => unreachable!("answered above"),
     }
     let sub = idp.claims["sub"].as_str().unwrap().to_owned();
     let claims = CoreIdTokenClaims::new(
@@ -548,6 +554,7 @@ async fn bad_tokens_and_states_are_refused(db: Db) {
         (Mint::BadSignature, StatusCode::FORBIDDEN, "token_rejected"),
         (Mint::IssuedInFuture, StatusCode::FORBIDDEN, "clock_skew"),
         (Mint::WrongNonce, StatusCode::FORBIDDEN, "token_rejected"),
+        (Mint::Down, StatusCode::BAD_GATEWAY, "provider_unreachable"),
     ];
     for (mint, status, code) in cases {
         idp.lock().unwrap().mint = mint;
@@ -642,7 +649,7 @@ async fn bad_tokens_and_states_are_refused(db: Db) {
         .iter()
         .filter(|e| e["object"].as_str().unwrap().starts_with("oidc:"))
         .collect();
-    assert_eq!(failures.len(), 13, "{failures:#?}");
+    assert_eq!(failures.len(), 14, "{failures:#?}");
     assert!(
         failures
             .iter()
