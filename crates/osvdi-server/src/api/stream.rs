@@ -1,6 +1,6 @@
 //! The desktop as H.264 video: `GET /ws/stream?token=...` (a one-time token from
 //! `POST /api/v1/sessions/{id}/console?purpose=stream`). The server is the VNC client
-//! (`osvdi-rfb`), keeps the picture in an `osvdi-display` pipeline (openh264, camera mode) and
+//! (`osvdi-rfb`), keeps the picture in an `osvdi-display` pipeline (the site's encoder, openh264 by default) and
 //! sends what changed as H.264 access units; the viewer's input goes back as RFB events.
 //! This documentation is the protocol's reference; `web/stream.js` and `web/stream-worker.js`
 //! are its viewer.
@@ -50,7 +50,7 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use osvdi_core::{Caller, ConsoleLink};
-use osvdi_display::{OpenH264Config, OpenH264Encoder, Pipeline, Rect as DisplayRect, Update};
+use osvdi_display::{EncoderKind, Pipeline, Rect as DisplayRect, Update, new_encoder};
 use osvdi_model::DesktopId;
 use osvdi_rfb::driver::Connection;
 use osvdi_rfb::{Client, Config, Event, Rect, RectData, Screen};
@@ -109,7 +109,8 @@ pub(crate) async fn stream(
         .max_message_size(MAX_MESSAGE)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "stream upgrade failed"));
     let vnc = connect_display(&link).await?;
-    Ok(ws.on_upgrade(move |socket| run(socket, vnc, link, clipboard)))
+    let encoder = s.display.encoder;
+    Ok(ws.on_upgrade(move |socket| run(socket, vnc, link, clipboard, encoder)))
 }
 
 /// Whether the template's policy lets the clipboard through this desktop's stream. Off when
@@ -171,7 +172,7 @@ async fn writer(
 }
 
 /// Runs the stream until either side closes; the link is dropped (disconnected) at the end.
-async fn run<S>(ws: WebSocket, vnc: S, link: ConsoleLink, clipboard: bool)
+async fn run<S>(ws: WebSocket, vnc: S, link: ConsoleLink, clipboard: bool, encoder: EncoderKind)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -181,7 +182,7 @@ where
     let (tx, rx) = mpsc::channel::<Outgoing>(1);
     let (texts, texts_rx) = mpsc::channel::<String>(TEXT_QUEUE);
     let writing = tokio::spawn(writer(sink, rx, texts_rx));
-    if let Err(reason) = Stream::pump(source, vnc, link, clipboard, &tx, texts).await {
+    if let Err(reason) = Stream::pump(source, vnc, link, clipboard, encoder, &tx, texts).await {
         tracing::info!(%desktop, %reason, "stream ended");
     }
     drop(tx);
@@ -224,6 +225,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
         vnc: S,
         link: ConsoleLink,
         clipboard: bool,
+        encoder: EncoderKind,
         tx: &mpsc::Sender<Outgoing>,
         texts: mpsc::Sender<String>,
     ) -> Result<(), String> {
@@ -234,19 +236,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
                 other => tracing::debug!(?other, "VNC event before connecting"),
             }
         };
-        let encoder = OpenH264Encoder::new(
-            OpenH264Config::default(),
+        // The site's encoder (`[display] encoder`), chosen at start-up.
+        let encoder = new_encoder(
+            encoder,
             u32::from(width) + u32::from(width) % 2,
             u32::from(height) + u32::from(height) % 2,
         )
         .map_err(|e| e.to_string())?;
-        let pipeline = Pipeline::new(
-            Box::new(encoder),
-            u32::from(width),
-            u32::from(height),
-            MIN_INTERVAL,
-        )
-        .map_err(|e| e.to_string())?;
+        let pipeline = Pipeline::new(encoder, u32::from(width), u32::from(height), MIN_INTERVAL)
+            .map_err(|e| e.to_string())?;
         vnc.client().request_full_update(false);
         vnc.flush().await.map_err(|e| e.to_string())?;
         let mut me = Stream {
