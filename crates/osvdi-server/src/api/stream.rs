@@ -1,7 +1,8 @@
 //! The desktop as H.264 video: `GET /ws/stream?token=...` (a one-time token from
 //! `POST /api/v1/sessions/{id}/console?purpose=stream`). The server is the VNC client
-//! (`osvdi-rfb`), keeps the picture in an `osvdi-display` pipeline (the site's encoder, openh264 by default) and
-//! sends what changed as H.264 access units; the viewer's input goes back as RFB events.
+//! (`osvdi-rfb`), keeps the picture in an `osvdi-display` pipeline (the site's encoder,
+//! openh264 by default) and sends what changed as H.264 access units; the viewer's input goes
+//! back as RFB events.
 //! This documentation is the protocol's reference; `web/stream.js` and `web/stream-worker.js`
 //! are its viewer.
 //!
