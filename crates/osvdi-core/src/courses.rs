@@ -238,10 +238,11 @@ impl Core {
                         },
                     );
                     for g in &h.gpus {
-                        host = host.with_gpu(sched::Gpu::single_type([(
-                            g.vgpu_type.as_str(),
-                            g.instances,
-                        )]));
+                        // A GPU others fill holds nothing for us now (the scheduler takes no
+                        // type with no instances).
+                        let types =
+                            (g.instances > 0).then_some((g.vgpu_type.as_str(), g.instances));
+                        host = host.with_gpu(sched::Gpu::single_type(types));
                     }
                     host
                 })

@@ -240,16 +240,15 @@ async fn desktops_on_openstack_through_the_osvdi_api() {
 
     let dir = TempDir::with_prefix_in("osvdi-os-", "/tmp").unwrap();
     let data = dir.path().join("d");
+    // The server logs stay after a failure: /tmp/osvdi-openstack-it/.
+    let logs = std::env::temp_dir().join("osvdi-openstack-it");
+    std::fs::create_dir_all(&logs).unwrap();
     let mut site = site_args(&data, None);
     site.extend([
         "--config".to_owned(),
         config_file(dir.path()).display().to_string(),
     ]);
-    let server = Server::start(
-        &site,
-        &dir.path().join("serve1.log"),
-        &[("RUST_LOG", "info")],
-    );
+    let server = Server::start(&site, &logs.join("serve1.log"), &[("RUST_LOG", "info")]);
     let password = server.first_password().expect("first start");
     let http = reqwest::Client::new();
     let api = Api {
@@ -385,11 +384,7 @@ async fn desktops_on_openstack_through_the_osvdi_api() {
     }
     // 7. A restart of osvdi re-adopts the desktop: it stays ready, nothing failed.
     assert!(server.terminate().success());
-    let server = Server::start(
-        &site,
-        &dir.path().join("serve2.log"),
-        &[("RUST_LOG", "info")],
-    );
+    let server = Server::start(&site, &logs.join("serve2.log"), &[("RUST_LOG", "info")]);
     let api = Api {
         http: http.clone(),
         server: &server,
