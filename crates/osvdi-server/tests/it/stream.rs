@@ -233,6 +233,18 @@ async fn video_of_an_idle_and_a_typing_desktop(s: TestServer) {
         "{s}"
     );
 
+    // Clipboard text and a resize request reach QEMU (the demo guest has no clipboard agent,
+    // and its standard VGA refuses the size) without ending the stream; nonsense is ignored.
+    for msg in [
+        json!({"type": "clipboard", "text": "héllo €"}),
+        json!({"type": "resize", "width": 800, "height": 600}),
+        json!({"type": "pointer", "x": 5, "y": 5, "buttons": 0}),
+        json!({"type": "nonsense"}),
+    ] {
+        ws.send(Message::text(msg.to_string())).await.unwrap();
+    }
+    ws.send(Message::text("not json")).await.unwrap();
+
     // A keyframe on request.
     ws.send(Message::text(json!({"type": "keyframe"}).to_string()))
         .await
