@@ -128,6 +128,10 @@ do_install() {
             "${missing[@]}" >/dev/null
     fi
     if [ "$(cat "$V/.osbed-pins" 2>/dev/null)" != "$(pins)" ]; then
+        local name
+        for name in "${SERVICES[@]}"; do
+            alive "$name" && die "the pinned versions changed: run '$0 stop' before '$0 install'"
+        done
         say "creating the venv in $V (a few minutes: uWSGI compiles)"
         rm -rf "$V"
         /usr/bin/python3 -m venv "$V"
