@@ -409,6 +409,7 @@ do_start() {
     t=$(now)
     [ -x "$V/bin/nova-manage" ] || die "not installed: run '$0 install' first"
     mkdir -p "$RUN" "$LOG" "$DATA"/{keystone,placement,glance/{images,staging,tasks},nova/state,locks,novnc}
+    chmod 700 "$D" "$DATA"  # configuration files hold the passwords
     secrets
     api_env
     write_configs
