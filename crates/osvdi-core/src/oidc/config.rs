@@ -34,6 +34,8 @@ pub struct ProviderConfig {
     pub client_id: String,
     /// The client secret; `None` for a public client (PKCE only).
     pub client_secret: Option<String>,
+    /// A file holding the client secret (instead of `client_secret`), read at start.
+    pub client_secret_file: Option<std::path::PathBuf>,
     /// Scopes to ask for (default: openid, profile, email).
     pub scopes: Option<Vec<String>>,
     /// The claim that becomes the user name (default `preferred_username`, then the e-mail's
@@ -154,6 +156,11 @@ impl OidcConfig {
                     "oidc.providers.{id}.issuer must be https (http only on loopback)"
                 ));
             }
+            if p.client_secret.is_some() && p.client_secret_file.is_some() {
+                return Err(format!(
+                    "oidc.providers.{id}: client_secret and client_secret_file both set"
+                ));
+            }
             for alg in p.algorithms.iter().flatten() {
                 if !DEFAULT_ALGORITHMS.contains(&alg.as_str()) {
                     return Err(format!(
@@ -251,7 +258,13 @@ mod tests {
             .split("### Single sign-on (OpenID Connect)")
             .nth(1)
             .expect("the README has the section");
-        let section = section.split("\n## ").next().unwrap_or(section);
+        // Up to the next heading (TOML comments also start with "#", headings with "## ").
+        let end = ["\n## ", "\n### "]
+            .iter()
+            .filter_map(|h| section.find(h))
+            .min()
+            .unwrap_or(section.len());
+        let section = &section[..end];
         let blocks: Vec<&str> = section
             .split("```toml\n")
             .skip(1)

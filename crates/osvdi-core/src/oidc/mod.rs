@@ -102,6 +102,8 @@ pub struct Callback {
     pub state: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// The issuer, when the provider names it (RFC 9207): it must be the one asked.
+    pub iss: Option<String>,
 }
 
 /// A finished login through a provider.
@@ -133,16 +135,20 @@ impl Oidc {
     pub(crate) fn new(config: &OidcConfig) -> Result<Self, CoreError> {
         config.validate().map_err(CoreError::Invalid)?;
         let public = config.public_url.clone().unwrap_or_default();
-        let providers = config
-            .providers
-            .iter()
-            .map(|(id, p)| {
-                (
-                    id.clone(),
-                    provider::Provider::new(id.clone(), p.clone(), &public),
-                )
-            })
-            .collect();
+        let mut providers = BTreeMap::new();
+        for (id, p) in &config.providers {
+            let mut p = p.clone();
+            if let Some(path) = p.client_secret_file.take() {
+                let secret = std::fs::read_to_string(&path).map_err(|e| {
+                    CoreError::Invalid(format!(
+                        "oidc.providers.{id}.client_secret_file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                p.client_secret = Some(secret.trim().to_owned());
+            }
+            providers.insert(id.clone(), provider::Provider::new(id.clone(), p, &public));
+        }
         // Redirects are never followed: a provider answers, or it is an error (SSRF guard).
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -277,6 +283,13 @@ impl Core {
             .take(state, binding, now)
             .filter(|l| l.provider == provider)
             .ok_or(OidcError::UnknownState)?;
+        if let Some(iss) = &callback.iss
+            && iss.trim_end_matches('/') != p.config.issuer.trim_end_matches('/')
+        {
+            return Err(OidcError::Rejected {
+                reason: "the answer names another issuer (mix-up)".into(),
+            });
+        }
         if let Some(error) = callback.error {
             let detail = callback
                 .error_description
@@ -406,6 +419,36 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_secrets_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let mut config: OidcConfig = serde_json::from_value(serde_json::json!({
+            "public_url": "https://vdi.example.org",
+            "providers": {"uni": {"display_name": "Uni", "issuer": "https://id.example.org",
+                                  "client_id": "osvdi", "client_secret_file": file}}
+        }))
+        .unwrap();
+        let oidc = Oidc::new(&config).unwrap();
+        assert_eq!(
+            oidc.providers["uni"].config.client_secret.as_deref(),
+            Some("s3cret")
+        );
+
+        let p = config.providers.get_mut("uni").unwrap();
+        p.client_secret_file = Some(dir.path().join("missing"));
+        let e = Oidc::new(&config).unwrap_err().to_string();
+        assert!(e.contains("client_secret_file"), "{e}");
+        config.providers.get_mut("uni").unwrap().client_secret = Some("x".into());
+        assert!(
+            Oidc::new(&config)
+                .unwrap_err()
+                .to_string()
+                .contains("both set")
+        );
+    }
 
     #[test]
     fn return_paths_stay_on_this_site() {

@@ -132,6 +132,7 @@ pub(crate) struct CallbackParams {
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+    iss: Option<String>,
 }
 
 /// The provider sends the browser back here: on success the session cookie is set and the
@@ -149,6 +150,7 @@ async fn callback(
         state: q.state,
         error: q.error,
         error_description: q.error_description,
+        iss: q.iss,
     };
     let result = s.core.sso_complete(&provider, binding, cb, client).await;
     s.metrics

@@ -112,14 +112,18 @@ async fn authorize(
     assert_eq!(q["code_challenge_method"], "S256", "PKCE");
     assert!(q["scope"].split(' ').any(|s| s == "openid"));
     let code = format!("code-{}", osvdi_model::UserId::random());
-    idp.lock().unwrap().codes.push((
+    let mut idp = idp.lock().unwrap();
+    idp.codes.push((
         code.clone(),
         q["nonce"].clone(),
         q["code_challenge"].clone(),
     ));
+    // The issuer in the answer (RFC 9207), as oidc-provider sends it.
     Redirect::to(&format!(
-        "{}?code={code}&state={}",
-        q["redirect_uri"], q["state"]
+        "{}?code={code}&state={}&iss={}",
+        q["redirect_uri"],
+        q["state"],
+        idp.issuer.replace(':', "%3A").replace('/', "%2F")
     ))
 }
 
@@ -583,6 +587,14 @@ async fn bad_tokens_and_states_are_refused(db: Db) {
         page_code(b.callback(&s, &path).await).await.1,
         "unknown_state"
     );
+    // An answer that names another issuer (mix-up).
+    let path = b.via_provider(&s).await;
+    let forged = format!(
+        "{}&iss=https%3A%2F%2Fevil.example",
+        path.split("&iss=").next().unwrap()
+    );
+    let (_, code) = page_code(b.callback(&s, &forged).await).await;
+    assert_eq!(code, "token_rejected");
     // A made-up state.
     let (_, code) = page_code(
         b.callback(&s, "/auth/oidc/uni/callback?code=x&state=made-up")
@@ -649,7 +661,7 @@ async fn bad_tokens_and_states_are_refused(db: Db) {
         .iter()
         .filter(|e| e["object"].as_str().unwrap().starts_with("oidc:"))
         .collect();
-    assert_eq!(failures.len(), 14, "{failures:#?}");
+    assert_eq!(failures.len(), 15, "{failures:#?}");
     assert!(
         failures
             .iter()
