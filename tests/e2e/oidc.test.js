@@ -104,20 +104,21 @@ async function loopbackContext() {
   return context;
 }
 
-/** On the provider's development pages: logs in as `login`, gives consent if asked. */
+/** On the provider's development pages: logs in as `login`, gives consent if asked, and
+ * returns once the browser is back at osvdi. */
 async function loginAtProvider(p, login) {
   await p.locator('input[name="login"]').waitFor();
   await p.locator('input[name="login"]').fill(login);
   await p.locator('input[name="password"]').fill("any password");
   await p.getByRole("button", { name: "Sign-in" }).click();
   const consent = p.getByRole("button", { name: "Continue" });
-  const back = p.waitForURL((u) => u.href.startsWith(site.base), { timeout: 15_000 });
-  const asked = await Promise.race([
-    consent.waitFor({ timeout: 15_000 }).then(() => true),
-    back.then(() => false),
-  ]);
-  if (asked) await consent.click();
-  await back;
+  const deadline = Date.now() + 15_000;
+  while (!p.url().startsWith(site.base)) {
+    if (Date.now() > deadline) throw new Error(`stuck at the provider: ${p.url()}`);
+    if (await consent.isVisible().catch(() => false)) await consent.click().catch(() => {});
+    await p.waitForTimeout(100);
+  }
+  await p.waitForLoadState();
 }
 
 const me = (p) => p.evaluate(() => fetch("/api/v1/me").then((r) => (r.ok ? r.json() : r.status)));
