@@ -187,6 +187,11 @@ test("single sign-on through a real OpenID provider", async (t) => {
     assert.match(text, /carol is in group imaging: granted at the last login by rule 1: groups = "imaging"/);
     assert.match(text, /logs in through provider uni/);
     await shot(ap, "why-access");
+    // A local account's logout stays here.
+    await ap.getByRole("button", { name: "Log out" }).click();
+    await ap.getByRole("heading", { name: "Log in to osvdi" }).waitFor();
+    assert.ok(ap.url().startsWith(site.base));
+    assert.equal(await me(ap), 401);
     assert.deepEqual(ap.problems, []);
     await ac.close();
   });
