@@ -2,6 +2,8 @@
 //! local QEMU backend, the demo template) on a loopback port and measures, over HTTP, the time
 //! from `POST /api/v1/sessions` to the session being `ready` (the guest's ready marker seen).
 //! `osvdi bench placement` (in `bench/placement.rs`): the scheduler's placement among N hosts.
+//! `osvdi bench display` (in `bench/display.rs`): QEMU's VNC (Tight + JPEG, as noVNC gets it)
+//! against osvdi's H.264 stream on one scripted guest workload.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +16,9 @@ use osvdi_server::{AppState, HttpConfig};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+mod display;
+mod display_clients;
+mod display_metrics;
 mod placement;
 
 #[derive(Subcommand, Debug)]
@@ -22,6 +27,9 @@ pub(crate) enum BenchCommand {
     Launch(LaunchArgs),
     /// Time the scheduler's placement of one desktop among N hosts (in process).
     Placement(placement::PlacementArgs),
+    /// QEMU's VNC (Tight + JPEG, as noVNC gets it) against osvdi's H.264 stream, on one guest
+    /// playing a scripted workload at 1920x1080 (about 2 minutes).
+    Display(display::DisplayArgs),
 }
 
 #[derive(Args, Debug)]
@@ -38,53 +46,17 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
     let args = match command {
         BenchCommand::Launch(args) => args,
         BenchCommand::Placement(args) => return placement::run(&args),
+        BenchCommand::Display(args) => return display::run(&args).await,
     };
     if args.n == 0 {
         bail!("-n must be at least 1");
     }
-    // Unix socket paths are short: keep the data dir near the root.
-    let dir = tempfile::Builder::new()
-        .prefix("osvdi-bench-")
-        .tempdir_in("/tmp")?;
-    let data = dir.path().to_path_buf();
-    let store =
-        osvdi_store::Store::open(&osvdi_store::Store::sqlite_url(&data.join("osvdi.db"))).await?;
-    let mut config = CoreConfig::new(data.clone());
-    config.max_desktops_per_user = u32::try_from(args.n).unwrap_or(u32::MAX);
-    let backend = Arc::new(QemuBackend::new(QemuConfig::new(data.join("desktops"))).await?);
-    let accel = format!("{:?}", backend.accel()).to_lowercase();
-    let core =
-        Arc::new(Core::new(store, config, Arc::new(SystemClock))?.with_compute(backend.clone()));
-    let password = core
-        .bootstrap_admin()
-        .await?
-        .context("fresh site without admin")?;
-    crate::demo::register(&core, &data).await?;
-    let cancel = CancellationToken::new();
-    tokio::spawn(
-        core.clone()
-            .run_reconciler(Duration::from_millis(100), cancel.clone()),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(osvdi_server::serve(
-        listener,
-        AppState::new(core.clone(), HttpConfig::default()),
-        cancel.clone(),
-    ));
-
-    let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": password}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = login["token"].as_str().context("login failed")?.to_owned();
-    let templates: Value = http
-        .get(format!("{base}/api/v1/templates"))
-        .bearer_auth(&token)
+    let site = BenchSite::start(args.n).await?;
+    crate::demo::register(&site.core, &site.data).await?;
+    let templates: Value = site
+        .http
+        .get(format!("{}/api/v1/templates", site.base))
+        .bearer_auth(&site.token)
         .send()
         .await?
         .json()
@@ -94,11 +66,114 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         .context("no demo template")?
         .to_owned();
 
-    let one = |http: reqwest::Client, base: String, token: String, template: String| async move {
+    let wall = Instant::now();
+    let results = if args.concurrent {
+        let jobs = (0..args.n).map(|_| site.launch(&template));
+        futures_util::future::join_all(jobs).await
+    } else {
+        let mut out = vec![];
+        for _ in 0..args.n {
+            out.push(site.launch(&template).await);
+        }
+        out
+    };
+    let wall = wall.elapsed();
+    let mut ok = vec![];
+    for r in results {
+        let (id, t) = r?;
+        ok.push(t);
+        site.http
+            .delete(format!("{}/api/v1/sessions/{id}", site.base))
+            .bearer_auth(&site.token)
+            .send()
+            .await?;
+    }
+    print_table(&args, site.accel(), &ok, wall);
+    site.stop().await
+}
+
+/// A throwaway site for a bench: temp data dir, SQLite, the local QEMU backend, the server on
+/// a loopback port, logged in as the first admin.
+pub(crate) struct BenchSite {
+    _dir: tempfile::TempDir,
+    pub data: std::path::PathBuf,
+    pub core: Arc<Core>,
+    backend: Arc<QemuBackend>,
+    cancel: CancellationToken,
+    pub http: reqwest::Client,
+    pub base: String,
+    /// The admin's bearer token.
+    pub token: String,
+    accel: String,
+}
+
+impl BenchSite {
+    pub async fn start(max_desktops: usize) -> anyhow::Result<Self> {
+        // Unix socket paths are short: keep the data dir near the root.
+        let dir = tempfile::Builder::new()
+            .prefix("osvdi-bench-")
+            .tempdir_in("/tmp")?;
+        let data = dir.path().to_path_buf();
+        let store =
+            osvdi_store::Store::open(&osvdi_store::Store::sqlite_url(&data.join("osvdi.db")))
+                .await?;
+        let mut config = CoreConfig::new(data.clone());
+        config.max_desktops_per_user = u32::try_from(max_desktops).unwrap_or(u32::MAX);
+        let backend = Arc::new(QemuBackend::new(QemuConfig::new(data.join("desktops"))).await?);
+        let accel = format!("{:?}", backend.accel()).to_lowercase();
+        let core = Arc::new(
+            Core::new(store, config, Arc::new(SystemClock))?.with_compute(backend.clone()),
+        );
+        let password = core
+            .bootstrap_admin()
+            .await?
+            .context("fresh site without admin")?;
+        let cancel = CancellationToken::new();
+        tokio::spawn(
+            core.clone()
+                .run_reconciler(Duration::from_millis(100), cancel.clone()),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(osvdi_server::serve(
+            listener,
+            AppState::new(core.clone(), HttpConfig::default()),
+            cancel.clone(),
+        ));
+        let http = reqwest::Client::new();
+        let login: Value = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"username": "admin", "password": password}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = login["token"].as_str().context("login failed")?.to_owned();
+        Ok(Self {
+            _dir: dir,
+            data,
+            core,
+            backend,
+            cancel,
+            http,
+            base,
+            token,
+            accel,
+        })
+    }
+
+    /// The accelerator QEMU uses (kvm or tcg).
+    pub fn accel(&self) -> &str {
+        &self.accel
+    }
+
+    /// Launches a desktop of `template`; returns its id and the time to ready.
+    pub async fn launch(&self, template: &str) -> anyhow::Result<(String, Duration)> {
+        let (http, base, token) = (&self.http, &self.base, &self.token);
         let start = Instant::now();
         let s: Value = http
             .post(format!("{base}/api/v1/sessions"))
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .json(&json!({"template_id": template}))
             .send()
             .await?
@@ -111,13 +186,13 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         loop {
             let s: Value = http
                 .get(format!("{base}/api/v1/sessions/{id}"))
-                .bearer_auth(&token)
+                .bearer_auth(token)
                 .send()
                 .await?
                 .json()
                 .await?;
             match s["state"].as_str() {
-                Some("ready") => return anyhow::Ok((id, start.elapsed())),
+                Some("ready") => return Ok((id, start.elapsed())),
                 Some("failed" | "ended") => bail!("desktop {id} {}: {}", s["state"], s["reason"]),
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
@@ -125,47 +200,46 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 bail!("desktop {id} not ready after 600 s");
             }
         }
-    };
-    let wall = Instant::now();
-    let results = if args.concurrent {
-        let jobs =
-            (0..args.n).map(|_| one(http.clone(), base.clone(), token.clone(), template.clone()));
-        futures_util::future::join_all(jobs).await
-    } else {
-        let mut out = vec![];
-        for _ in 0..args.n {
-            out.push(one(http.clone(), base.clone(), token.clone(), template.clone()).await);
-        }
-        out
-    };
-    let wall = wall.elapsed();
-    let mut ok = vec![];
-    for r in results {
-        let (id, t) = r?;
-        ok.push(t);
-        http.delete(format!("{base}/api/v1/sessions/{id}"))
-            .bearer_auth(&token)
-            .send()
-            .await?;
     }
-    print_table(&args, &accel, &ok, wall);
-    // Give the deletions a moment, then stop everything and remove the site.
-    for _ in 0..100 {
-        let live: Value = http
-            .get(format!("{base}/api/v1/sessions?live=true"))
-            .bearer_auth(&token)
+
+    /// Ends every desktop, stops the server and QEMU, and removes the site.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let live: Value = self
+            .http
+            .get(format!("{}/api/v1/sessions?live=true", self.base))
+            .bearer_auth(&self.token)
             .send()
             .await?
             .json()
             .await?;
-        if live.as_array().is_some_and(Vec::is_empty) {
-            break;
+        for s in live.as_array().into_iter().flatten() {
+            if let Some(id) = s["id"].as_str() {
+                self.http
+                    .delete(format!("{}/api/v1/sessions/{id}", self.base))
+                    .bearer_auth(&self.token)
+                    .send()
+                    .await?;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Give the deletions a moment, then stop everything.
+        for _ in 0..100 {
+            let live: Value = self
+                .http
+                .get(format!("{}/api/v1/sessions?live=true", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if live.as_array().is_some_and(Vec::is_empty) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.cancel.cancel();
+        self.backend.shutdown().await;
+        Ok(())
     }
-    cancel.cancel();
-    backend.shutdown().await;
-    Ok(())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -33,7 +33,11 @@ pub(crate) fn qemu_args(plan: &LaunchPlan<'_>) -> Vec<String> {
     let record = plan.record;
     let mut args: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(|s| (*s).to_owned()));
-    push(&["-name", &format!("guest={}", esc(&record.display_name()))]);
+    // Named threads ("CPU 0/KVM", "vnc_worker"...) let benches tell guest from display CPU.
+    push(&[
+        "-name",
+        &format!("guest={},debug-threads=on", esc(&record.display_name())),
+    ]);
     push(&["-uuid", &dir.id.to_string()]);
     push(&["-no-user-config", "-nodefaults"]);
     push(&["-machine", "q35", "-accel", plan.accel.as_str()]);
@@ -142,7 +146,10 @@ mod tests {
             incoming: false,
         };
         let args = qemu_args(&plan);
-        assert_eq!(value_of(&args, "-name"), ["guest=Lab,, room 2"]);
+        assert_eq!(
+            value_of(&args, "-name"),
+            ["guest=Lab,, room 2,debug-threads=on"]
+        );
         assert_eq!(value_of(&args, "-accel"), ["tcg"]);
         assert!(value_of(&args, "-cpu").is_empty());
         assert_eq!(value_of(&args, "-m"), ["1024M"]);
