@@ -63,7 +63,9 @@ pid_of() { [ -s "$RUN/$1.pid" ] && cat "$RUN/$1.pid"; }
 alive() { local p; p=$(pid_of "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 
 # launch NAME CMD...: start CMD in its own session (so stop can kill the whole group) with
-# stdout and stderr in $LOG/NAME.log; does nothing when NAME already runs.
+# stdout and stderr in $LOG/NAME.log, under a loop that restarts it 2 s after it exits (a
+# crash in the middle of a long test run heals itself; the log says "osbed-supervise: ...");
+# does nothing when NAME already runs.
 launch() {
     local name=$1; shift
     alive "$name" && return 0
@@ -71,8 +73,16 @@ launch() {
     [ "$(stat -c %s "$LOG/$name.log" 2>/dev/null || echo 0)" -lt 20000000 ] \
         || mv -f "$LOG/$name.log" "$LOG/$name.log.1"
     echo "--- $(date -u +%FT%TZ) start" >>"$LOG/$name.log"
-    setsid "$@" >>"$LOG/$name.log" 2>&1 </dev/null 9>&- &
+    wc -l <"$LOG/$name.log" >"$RUN/$name.logstart"
+    setsid bash -c 'while :; do "$@"; echo "osbed-supervise: $(date -u +%FT%TZ) exited with $?, restarting in 2 s"; sleep 2; done' \
+        osbed-supervise "$@" >>"$LOG/$name.log" 2>&1 </dev/null 9>&- &
     echo $! >"$RUN/$name.pid"
+}
+
+# restarts NAME: how often its process exited since `start` launched it
+restarts() {
+    tail -n +"$(cat "$RUN/$1.logstart" 2>/dev/null || echo 1)" "$LOG/$1.log" 2>/dev/null \
+        | grep -c '^osbed-supervise: .* exited' || true
 }
 
 fail_service() { # fail_service NAME WHY
@@ -88,6 +98,7 @@ wait_for() {
     local deadline=$((SECONDS + secs))
     until "$@" >/dev/null 2>&1; do
         alive "$name" || fail_service "$name" "exited during start"
+        [ "$(restarts "$name")" = 0 ] || fail_service "$name" "exited during start"
         [ $SECONDS -lt $deadline ] || fail_service "$name" "did not become ready within ${secs}s"
         sleep 0.3
     done
@@ -96,18 +107,39 @@ wait_for() {
 http_up() { curl -s -o /dev/null --max-time 2 "$1"; }
 port_open() { (exec 3<>"/dev/tcp/$IP/$1") 2>/dev/null; }
 
-stop_service() { # SIGTERM the process group, SIGKILL after 15 s
-    local name=$1 p
-    p=$(pid_of "$name") || return 0
-    if kill -0 "$p" 2>/dev/null; then
-        kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
-        for _ in $(seq 1 150); do
-            kill -0 -- "-$p" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL -- "-$p" 2>/dev/null || true
-    fi
-    rm -f "$RUN/$name.pid"
+# tree PID: PID and all its descendants (some services put themselves in a process group of
+# their own, e.g. oslo.service's master process, so killing the group is not enough).
+tree() {
+    local c
+    echo "$1"
+    for c in $(pgrep -P "$1" 2>/dev/null); do tree "$c"; done
+}
+
+# kill_trees PID...: SIGTERM each PID's tree and process group at once, SIGKILL what is left
+# after 10 s.
+kill_trees() {
+    local p all=()
+    for p in "$@"; do
+        all+=($(tree "$p"))
+        kill -TERM -- "-$p" 2>/dev/null || true
+    done
+    [ ${#all[@]} -gt 0 ] || return 0
+    kill -TERM "${all[@]}" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        local left=0
+        for p in "${all[@]}"; do kill -0 "$p" 2>/dev/null && left=1; done
+        [ $left = 1 ] || break
+        sleep 0.1
+    done
+    kill -KILL "${all[@]}" 2>/dev/null || true
+    for p in "$@"; do kill -KILL -- "-$p" 2>/dev/null || true; done
+}
+
+stop_service() {
+    local p
+    p=$(pid_of "$1") || return 0
+    kill -0 "$p" 2>/dev/null && kill_trees "$p"
+    rm -f "$RUN/$1.pid"
 }
 
 # --- install -----------------------------------------------------------------------------------
@@ -360,6 +392,7 @@ start_infra() {
     fi
     launch mariadb mariadbd --no-defaults --user=root --datadir="$DATA/mysql" \
         --socket="$RUN/mysqld.sock" --pid-file="$RUN/mysqld.pidfile" --skip-networking \
+        --tmpdir="$DATA/mysql-tmp" \
         --innodb-buffer-pool-size=64M --max-connections=300 --log-error="$LOG/mariadb.log"
     mkdir -p "$DATA/rabbit"
     [ -e "$DATA/rabbit/enabled_plugins" ] || echo '[].' >"$DATA/rabbit/enabled_plugins"
@@ -408,7 +441,7 @@ do_start() {
     local t h
     t=$(now)
     [ -x "$V/bin/nova-manage" ] || die "not installed: run '$0 install' first"
-    mkdir -p "$RUN" "$LOG" "$DATA"/{keystone,placement,glance/{images,staging,tasks},nova/state,locks,novnc}
+    mkdir -p "$RUN" "$LOG" "$DATA"/{keystone,placement,glance/{images,staging,tasks},nova/state,locks,novnc,mysql-tmp}
     chmod 700 "$D" "$DATA"  # configuration files hold the passwords
     secrets
     api_env
@@ -456,7 +489,8 @@ do_start() {
     export OSBED_COMPUTE_SINCE
     until "$PY" "$HERE/osbed_api.py" ready 2>/dev/null; do
         for h in "${COMPUTE_HOSTS[@]}"; do
-            alive "nova-compute-$h" || fail_service "nova-compute-$h" "exited during start"
+            [ "$(restarts "nova-compute-$h")" = 0 ] \
+                || fail_service "nova-compute-$h" "exited during start"
         done
         [ $SECONDS -lt $deadline ] || fail_service nova-compute-gpu-1 \
             "(or nova-compute-cpu-1) was not up with its resource providers within 120s"
@@ -477,19 +511,11 @@ do_start() {
 
 do_stop() {
     local name p f pid pids=()
-    # SIGTERM every process group at once, SIGKILL what is left after 10 s.
     for name in "${SERVICES[@]}"; do
         p=$(pid_of "$name") || continue
         kill -0 "$p" 2>/dev/null && pids+=("$p")
-        kill -TERM -- "-$p" 2>/dev/null || true
     done
-    for _ in $(seq 1 100); do
-        local left=0
-        for p in "${pids[@]}"; do kill -0 -- "-$p" 2>/dev/null && left=1; done
-        [ $left = 1 ] || break
-        sleep 0.1
-    done
-    for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
+    kill_trees "${pids[@]}"
     for name in "${SERVICES[@]}"; do rm -f "$RUN/$name.pid"; done
     # The consoles' QEMUs (daemonized by the fake driver, so not in any group above).
     for f in "$DATA"/nova/*/osbed-vnc/*.pid; do
@@ -506,9 +532,9 @@ do_status() {
     for name in "${SERVICES[@]}"; do
         if alive "$name"; then
             p=$(pid_of "$name")
-            rss=$(ps -o rss= -g "$p" 2>/dev/null | awk '{s += $1} END {print int(s / 1024)}')
+            rss=$(tree "$p" | xargs ps -o rss= -p 2>/dev/null | awk '{s += $1} END {print int(s / 1024)}')
             total=$((total + rss))
-            printf '%-20s running  pid %-8s %5s MiB\n' "$name" "$p" "$rss"
+            printf '%-20s running  pid %-8s %5s MiB  restarts %s\n' "$name" "$p" "$rss" "$(restarts "$name")"
         elif [ "$name" = epmd ] && port_open 4369; then
             printf '%-20s running  (not started by osbed)\n' "$name"
         else
