@@ -37,7 +37,8 @@ NETWORK_PORT=$((9696 + O))
 NOVNC_PORT=$((6080 + O))
 RABBIT_PORT=$((5672 + O))
 RABBIT_DIST_PORT=$((25672 + O))
-RABBIT_NODE=osbed$O@localhost
+RABBIT_NODE=osbed@localhost
+[ "$O" = 0 ] || RABBIT_NODE=osbed$O@localhost
 COMPUTE_HOSTS=(gpu-1 cpu-1)
 
 # Python packages from PyPI; constraints.txt pins every transitive dependency too.
@@ -98,7 +99,7 @@ wait_for() {
     local deadline=$((SECONDS + secs))
     until "$@" >/dev/null 2>&1; do
         alive "$name" || fail_service "$name" "exited during start"
-        [ "$(restarts "$name")" = 0 ] || fail_service "$name" "exited during start"
+        [ "$(restarts "$name")" -lt 3 ] || fail_service "$name" "keeps exiting during start"
         [ $SECONDS -lt $deadline ] || fail_service "$name" "did not become ready within ${secs}s"
         sleep 0.3
     done
@@ -414,11 +415,14 @@ rabbitmqctl_() {
         ERL_EPMD_ADDRESS=$IP /usr/lib/rabbitmq/bin/rabbitmqctl -n $RABBIT_NODE -q "$@"
 }
 
-rabbit_user() { # a user for the OpenStack services (guest works only on loopback: fine too)
-    [ -e "$DATA/.rabbit-user-done" ] && return 0
-    rabbitmqctl_ add_user osbed "$OSBED_SERVICE_PASSWORD" >>"$LOG/setup.log" 2>&1 || true
+rabbit_user() { # a user for the OpenStack services; the mark lives beside the node's data
+    local mark="$DATA/rabbit/mnesia/$RABBIT_NODE/osbed-user-done"
+    [ -e "$mark" ] && return 0
+    rabbitmqctl_ await_startup >>"$LOG/setup.log" 2>&1
+    rabbitmqctl_ add_user osbed "$OSBED_SERVICE_PASSWORD" >>"$LOG/setup.log" 2>&1 \
+        || rabbitmqctl_ change_password osbed "$OSBED_SERVICE_PASSWORD" >>"$LOG/setup.log" 2>&1
     rabbitmqctl_ set_permissions -p / osbed '.*' '.*' '.*' >>"$LOG/setup.log" 2>&1
-    touch "$DATA/.rabbit-user-done"
+    touch "$mark"
 }
 
 start_keystone() {
@@ -489,8 +493,8 @@ do_start() {
     export OSBED_COMPUTE_SINCE
     until "$PY" "$HERE/osbed_api.py" ready 2>/dev/null; do
         for h in "${COMPUTE_HOSTS[@]}"; do
-            [ "$(restarts "nova-compute-$h")" = 0 ] \
-                || fail_service "nova-compute-$h" "exited during start"
+            [ "$(restarts "nova-compute-$h")" -lt 3 ] \
+                || fail_service "nova-compute-$h" "keeps exiting during start"
         done
         [ $SECONDS -lt $deadline ] || fail_service nova-compute-gpu-1 \
             "(or nova-compute-cpu-1) was not up with its resource providers within 120s"
