@@ -131,6 +131,18 @@ impl Core {
         };
         self.sso_apply_groups(&user, &mapping, &actor).await?;
 
+        self.sso_session(p, v, user, client).await
+    }
+
+    /// Opens the login session of a single sign-on, noting the provider for logout there.
+    async fn sso_session(
+        &self,
+        p: &Provider,
+        v: &Verified,
+        user: User,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<LoginOutcome, OidcError> {
+        let now = self.now();
         let token = format!(
             "{}{}",
             crate::auth::TOKEN_PREFIX,

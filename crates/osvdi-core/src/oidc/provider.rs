@@ -202,20 +202,9 @@ impl Provider {
     ) -> Result<Verified, OidcError> {
         let metadata = self.metadata(http).await?;
         let userinfo_endpoint = metadata.userinfo_endpoint().map(|u| u.url().clone());
-        let client = self.client(metadata.clone())?;
-        let token = client
-            .exchange_code(AuthorizationCode::new(code))
-            .map_err(|e| unreachable(&self.id, "token endpoint", e))?
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier))
-            .request_async(http)
-            .await
-            .map_err(|e| match e {
-                RequestTokenError::ServerResponse(r) => OidcError::ProviderError {
-                    provider: self.id.clone(),
-                    code: r.error().to_string(),
-                },
-                other => unreachable(&self.id, "token request", error_chain(&other)),
-            })?;
+        let token = self
+            .exchange(http, metadata.clone(), code, pkce_verifier)
+            .await?;
         let id_token = token.id_token().ok_or_else(|| OidcError::Rejected {
             reason: "the token response has no ID token".into(),
         })?;
@@ -274,6 +263,29 @@ impl Provider {
             id_token: raw,
             token_expires_at: access_exp.or(id_exp),
         })
+    }
+
+    /// The token request: the code and the PKCE verifier for the tokens.
+    async fn exchange(
+        &self,
+        http: &reqwest::Client,
+        metadata: ProviderMetadataWithLogout,
+        code: String,
+        pkce_verifier: String,
+    ) -> Result<openidconnect::core::CoreTokenResponse, OidcError> {
+        self.client(metadata)?
+            .exchange_code(AuthorizationCode::new(code))
+            .map_err(|e| unreachable(&self.id, "token endpoint", e))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier))
+            .request_async(http)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(r) => OidcError::ProviderError {
+                    provider: self.id.clone(),
+                    code: r.error().to_string(),
+                },
+                other => unreachable(&self.id, "token request", error_chain(&other)),
+            })
     }
 
     fn verifier(
