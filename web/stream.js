@@ -9,7 +9,8 @@
 // Plain ES module, no build step (like the portal). For tests and curious people it keeps its
 // counters on `window.osvdiStream`: {state, codec, width, height, framesReceived, framesDecoded,
 // keyframes, videoBytes (binary message bytes received), decodeErrors, cursorShapes, rttMs (the
-// last round trip the server measured), server (the last figures the server sent)}.
+// last round trip the server measured), resizeRefused (the status of a refused resize), server
+// (the last figures the server sent)}.
 
 import { getKeycode, getKeysym } from "./vendor/novnc/core/input/util.js";
 import XtScancode from "./vendor/novnc/core/input/xtscancodes.js";
@@ -44,6 +45,7 @@ const counters = {
   videoBytes: 0,
   decodeErrors: 0,
   cursorShapes: 0,
+  resizeRefused: null,
   rttMs: null,
   server: null,
 };
@@ -168,6 +170,13 @@ function onText(text) {
         clipText.value = m.text;
         if (navigator.clipboard && document.hasFocus()) navigator.clipboard.writeText(m.text).catch(() => {});
       }
+      break;
+    case "resize":
+      // The desktop cannot take this size (QEMU's standard VGA cannot resize at all).
+      counters.resizeRefused = m.status;
+      resizeBox.checked = false;
+      resizeBox.disabled = true;
+      $("resize-label").title = `This desktop cannot change its size (status ${m.status})`;
       break;
     case "stats":
       counters.server = m;

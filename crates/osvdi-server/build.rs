@@ -36,7 +36,9 @@ fn main() {
         .join("../../web")
         .canonicalize()
         .expect("the web/ folder at the workspace root");
-    println!("cargo:rerun-if-changed={}", root.display());
+    // Relative to the package: the fingerprint then follows the tree being built, also when
+    // several checkouts (git worktrees) share one target directory.
+    println!("cargo:rerun-if-changed=../../web");
     let mut files = vec![];
     walk(&root, &mut files);
     let mut table = String::from("static ASSETS: &[Asset] = &[\n");

@@ -207,6 +207,19 @@ test("the H.264 stream viewer, end to end", async (t) => {
     await shot(viewer, "stats-overlay");
   });
 
+  await t.test("a resize request reaches the desktop, which refuses it (standard VGA)", async () => {
+    const resize = viewer.getByLabel("Resize desktop");
+    assert.equal(await resize.isVisible(), true, "the desktop announces ExtendedDesktopSize");
+    await resize.check();
+    await viewer.setViewportSize({ width: 1000, height: 700 });
+    const c = await waitFor(viewer, (c) => c.resizeRefused !== null, "QEMU's answer to SetDesktopSize", 10_000);
+    assert.equal(c.resizeRefused, 3, "QEMU: invalid screen layout (the device cannot resize)");
+    assert.equal(await resize.isDisabled(), true);
+    assert.equal(await resize.isChecked(), false);
+    assert.deepEqual([c.width, c.height], [1024, 768], "the desktop kept its size");
+    await viewer.setViewportSize({ width: 1280, height: 900 });
+  });
+
   await t.test("the clipboard follows the template's policy", async () => {
     assert.equal(await viewer.getByRole("button", { name: "Clipboard" }).isVisible(), true, "allowed by default");
     const current = (await site.api("GET", `/templates/${template}`, { token: admin.token })).body.policy;

@@ -19,6 +19,9 @@
 //!   (RFB Cursor pseudo-encoding, asked of the VNC server so that the pointer is not part of
 //!   the video), `rgba` the pixels row by row in base64, alpha 0 or 255; 0 x 0 = no pointer;
 //! - text `{"type":"clipboard","text"}`: the desktop's clipboard changed (policy permitting);
+//! - text `{"type":"resize","status"}`: the desktop refused a resize request (its
+//!   ExtendedDesktopSize status: 1 prohibited, 2 out of resources, 3 invalid layout, which is
+//!   QEMU's answer when the display device cannot change size, as the standard VGA);
 //! - text `{"type":"stats","frames","bytes","period_ms","encode_ms","rtt_ms","rtt_max_ms",
 //!   "decode_ms","waits","in_flight","total_frames"}` once a second while anything happens
 //!   (see [`flow::Stats`]; null where nothing was measured).
@@ -70,7 +73,7 @@ mod messages;
 use flow::Flow;
 use messages::{
     FALLBACK_CODEC, FromViewer, Init, clamp_size, clipboard_message, codec_string, cursor_message,
-    frame_message, init_message, stats_message, to_latin1,
+    frame_message, init_message, resize_refused_message, stats_message, to_latin1,
 };
 
 /// At most one picture per this interval (about 30 per second).
@@ -393,10 +396,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
                 src_y: u32::from(*src_y),
             },
             RectData::DesktopSize | RectData::ExtendedDesktopSize { .. } => {
+                let mut refused = None;
                 if let RectData::ExtendedDesktopSize { screens } = &r.data {
                     // x: reason (1 = our request), y: status (0 = done).
                     if r.x == 1 && r.y != 0 {
                         tracing::debug!(status = r.y, "the desktop refused a resize");
+                        refused = Some(resize_refused_message(r.y));
                     }
                     if self.screens.is_none() {
                         // Now resize requests are possible: tell the viewer.
@@ -408,7 +413,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
                 }
                 let size = (u32::from(r.w), u32::from(r.h));
                 if size == self.pipeline.visible_size() {
-                    return Ok(None);
+                    return Ok(refused);
                 }
                 self.announce = true;
                 Update::Resize {

@@ -145,6 +145,11 @@ pub(crate) fn cursor_message(
     )
 }
 
+/// The desktop refused a resize request with this ExtendedDesktopSize status.
+pub(crate) fn resize_refused_message(status: u16) -> String {
+    json!({"type": "resize", "status": status}).to_string()
+}
+
 /// Clipboard text from the desktop (Latin-1 by the RFB standard) as a text message.
 pub(crate) fn clipboard_message(latin1: &[u8]) -> String {
     let text: String = latin1.iter().map(|&b| char::from(b)).collect();
@@ -260,6 +265,8 @@ mod tests {
         assert_eq!(m["text"], "café");
         assert_eq!(clamp_size(1, 60_000), (MIN_SIDE, MAX_SIDE));
         assert_eq!(clamp_size(1025, 767), (1024, 766));
+        let r: serde_json::Value = serde_json::from_str(&resize_refused_message(3)).unwrap();
+        assert_eq!((&r["type"], &r["status"]), (&"resize".into(), &3.into()));
         let s: serde_json::Value = serde_json::from_str(&stats_message(&Stats {
             frames: 1,
             bytes: 2,
