@@ -689,6 +689,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cloud_desktops_count_where_they_landed() {
+        use osvdi_compute::{CloudHosts, GpuCapacity, HostCapacity, Placed};
+        let host = |name: &str, gpus: &[&str]| HostCapacity {
+            name: name.into(),
+            vcpus: 8,
+            memory_mb: 8192,
+            disk_gb: 100,
+            gpus: gpus
+                .iter()
+                .map(|t| GpuCapacity {
+                    vgpu_type: (*t).into(),
+                    instances: 4,
+                })
+                .collect(),
+        };
+        let placed = DesktopId::random();
+        let cloud = CloudHosts {
+            hosts: vec![host("cpu-1", &[]), host("gpu-1", &["CUSTOM_A", "CUSTOM_B"])],
+            placed: [(
+                placed,
+                Placed {
+                    host: "gpu-1".into(),
+                    gpu: Some(0),
+                },
+            )]
+            .into(),
+        };
+        let (h, g) = cloud_landing(&cloud, placed, Some("CUSTOM_A"));
+        assert_eq!((h.as_str(), g.map(|g| g.index)), ("gpu-1", Some(0)));
+        // Not placed yet: the first host with a GPU of its type, or the first host.
+        let (h, g) = cloud_landing(&cloud, DesktopId::random(), Some("CUSTOM_B"));
+        assert_eq!((h.as_str(), g.map(|g| g.index)), ("gpu-1", Some(1)));
+        let (h, g) = cloud_landing(&cloud, DesktopId::random(), None);
+        assert_eq!((h.as_str(), g), ("cpu-1", None));
+    }
+
+    #[test]
     fn a_winter_semester_in_berlin_is_split_at_the_daylight_saving_change() {
         let t = Template {
             id: TemplateId::random(),

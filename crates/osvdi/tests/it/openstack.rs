@@ -496,6 +496,23 @@ async fn desktops_on_openstack_through_the_osvdi_api() {
     for id in &mine {
         api.wait_state(&mia, id, "ended", 60).await;
     }
+    // 10. Deleting a template deletes its Glance image (no server uses it now).
+    for t in [&ta] {
+        let (st, body) = api
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/templates/{t}"),
+                &root,
+                None,
+            )
+            .await;
+        assert!(st.is_success(), "{body}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while glance::find(&user, &ta, 1).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the image leaves Glance");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert!(server.terminate().success());
     eprintln!("OpenStack end-to-end: {} s", started.elapsed().as_secs());
     clean_bed(&user).await;
