@@ -35,6 +35,7 @@ GLANCE_PORT=$((9292 + O))
 NOVA_PORT=$((8774 + O))
 NETWORK_PORT=$((9696 + O))
 NOVNC_PORT=$((6080 + O))
+SPICE_PROXY_PORT=$((6082 + O))
 RABBIT_PORT=$((5672 + O))
 RABBIT_DIST_PORT=$((25672 + O))
 RABBIT_NODE=osbed@localhost
@@ -48,7 +49,8 @@ APT_PACKAGES=(mariadb-server rabbitmq-server qemu-system-x86 python3-venv python
 
 # Start order; stop goes the other way.
 SERVICES=(epmd mariadb rabbitmq netstub keystone placement glance nova-conductor
-          nova-scheduler nova-api nova-compute-gpu-1 nova-compute-cpu-1 nova-novncproxy)
+          nova-scheduler nova-api nova-compute-gpu-1 nova-compute-cpu-1 nova-novncproxy
+          nova-spicehtml5proxy)
 
 UWSGI_OPTS=(--master --processes 1 --threads 4 --enable-threads --die-on-term --lazy-apps
             --buffer-size 65535 --http-keepalive --home "$V")
@@ -317,7 +319,12 @@ novncproxy_host = $IP
 novncproxy_port = $NOVNC_PORT
 novncproxy_base_url = http://$IP:$NOVNC_PORT/vnc_auto.html
 [spice]
-enabled = False
+enabled = True
+server_listen = $IP
+server_proxyclient_address = $IP
+html5proxy_host = $IP
+html5proxy_port = $SPICE_PROXY_PORT
+html5proxy_base_url = http://$IP:$SPICE_PROXY_PORT/spice_auto.html
 [oslo_concurrency]
 lock_path = $DATA/locks
 EOF
@@ -482,10 +489,12 @@ do_start() {
             --config-file "$DATA/nova/compute-$h.conf"
     done
     launch nova-novncproxy "$V/bin/nova-novncproxy" "${NC[@]}" --web "$DATA/novnc"
+    launch nova-spicehtml5proxy "$V/bin/nova-spicehtml5proxy" "${NC[@]}" --web "$DATA/novnc"
     wait_for placement 60 http_up http://$IP:$PLACEMENT_PORT/
     wait_for glance 60 http_up http://$IP:$GLANCE_PORT/
     wait_for nova-api 90 http_up http://$IP:$NOVA_PORT/
     wait_for nova-novncproxy 60 port_open $NOVNC_PORT
+    wait_for nova-spicehtml5proxy 60 port_open $SPICE_PROXY_PORT
     say "  APIs answering ($(secs "$t")s)"
     # Both computes have reported their provider trees (root + nested GPUs) to Placement.
     local deadline=$((SECONDS + 120))
@@ -580,6 +589,7 @@ export OSVDI_OS_PLACEMENT_URL=http://$IP:$PLACEMENT_PORT
 export OSVDI_OS_NETWORK_URL=http://$IP:$NETWORK_PORT
 export OSVDI_OS_NETWORK=none
 export OSVDI_OS_NOVNCPROXY_URL=http://$IP:$NOVNC_PORT
+export OSVDI_OS_SPICEPROXY_URL=http://$IP:$SPICE_PROXY_PORT
 export OSVDI_OS_TOKEN_EXPIRATION=$(cat "$RUN/keystone.running-expiration" 2>/dev/null || echo "$TOKEN_EXPIRATION")
 EOF
 }

@@ -10,9 +10,9 @@ What it adds to nova's own FakeDriverWithoutFakeNodes:
 - Guest state kept in `<state_path>/osbed-guests.json`, so that a restarted nova-compute still
   knows its servers and their power state (running, shut off, suspended, paused) and Nova's
   power-state sync does not turn them off.
-- Real VNC consoles: get_vnc_console starts (once per server, lazily) a QEMU with no disk,
-  stopped before its first instruction (-S), whose VNC server listens on 127.0.0.1; Nova's
-  novncproxy then proxies a real RFB session. The QEMU is killed when the server is deleted,
+- Real consoles: get_vnc_console and get_spice_console start (once per server, lazily) a QEMU
+  with no disk, stopped before its first instruction (-S), whose VNC and SPICE servers listen
+  on 127.0.0.1; Nova's novncproxy and spicehtml5proxy then proxy real RFB and SPICE sessions. The QEMU is killed when the server is deleted,
   shelved-offloaded or powered off. Its pid file lives in `<state_path>/osbed-vnc/`.
 - Snapshots (and so shelve) upload a small raw image, so the snapshot image becomes active.
 """
@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 
 import os_traits
 from oslo_log import log as logging
@@ -48,8 +49,10 @@ PROFILES = {
 DEFAULT_PROFILE = (8, 32768, 200, {})
 
 QEMU = os.environ.get('OSVDI_OSBED_QEMU', 'qemu-system-x86_64')
-# VNC displays 200..599 -> TCP 6100..6499 (keeps clear of novncproxy's 6080).
+# VNC displays 200..599 -> TCP 6100..6499 (keeps clear of novncproxy's 6080); the SPICE
+# server of display N listens on SPICE_BASE + N (6500..6899).
 VNC_DISPLAYS = range(200, 600)
+SPICE_BASE = 6300
 
 
 class OsbedFakeDriver(fake.FakeDriverWithoutFakeNodes):
@@ -64,6 +67,7 @@ class OsbedFakeDriver(fake.FakeDriverWithoutFakeNodes):
         self._vnc_dir = os.path.join(CONF.state_path, 'osbed-vnc')
         os.makedirs(self._vnc_dir, exist_ok=True)
         self._flavors = {}  # uuid -> (vcpus, memory_mb, root_gb), to release on destroy
+        self._console_lock = threading.Lock()
         self._load()
 
     # --- persistence -------------------------------------------------------------------------
@@ -112,14 +116,14 @@ class OsbedFakeDriver(fake.FakeDriverWithoutFakeNodes):
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
-        self._stop_vnc(instance.uuid)
+        self._stop_console(instance.uuid)
         super().destroy(context, instance, network_info, block_device_info=block_device_info,
                         destroy_disks=destroy_disks, destroy_secrets=destroy_secrets)
         self._flavors.pop(instance.uuid, None)
         self._save()
 
     def power_off(self, instance, timeout=0, retry_interval=0):
-        self._stop_vnc(instance.uuid)
+        self._stop_console(instance.uuid)
         self._set_state(instance, power_state.SHUTDOWN)
 
     def power_on(self, context, instance, network_info, block_device_info=None,
@@ -179,64 +183,84 @@ class OsbedFakeDriver(fake.FakeDriverWithoutFakeNodes):
     def get_vnc_console(self, context, instance):
         if instance.uuid not in self.instances:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
-        port = self._ensure_vnc(instance.uuid)
-        return ctype.ConsoleVNC(host='127.0.0.1', port=port)
+        vnc, _ = self._ensure_console(instance.uuid)
+        return ctype.ConsoleVNC(host='127.0.0.1', port=vnc)
+
+    def get_spice_console(self, context, instance):
+        if instance.uuid not in self.instances:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        _, spice = self._ensure_console(instance.uuid)
+        return ctype.ConsoleSpice(host='127.0.0.1', port=spice, tlsPort=None)
 
     def _pidfile(self, uuid):
         return os.path.join(self._vnc_dir, uuid + '.pid')
 
-    def _running_vnc(self, uuid):
-        """(pid, port) of this server's QEMU if it still runs, else None."""
+    def _running_console(self, uuid):
+        """(pid, vnc port, spice port) of this server's QEMU if it still runs, else None."""
         try:
             with open(self._pidfile(uuid)) as f:
-                pid, port = (int(x) for x in f.read().split())
+                pid, vnc, spice = (int(x) for x in f.read().split())
             with open('/proc/%d/cmdline' % pid, 'rb') as f:
                 if uuid.encode() not in f.read():
                     return None
-            return pid, port
+            return pid, vnc, spice
         except (OSError, ValueError):
             return None
 
-    def _ensure_vnc(self, uuid):
-        running = self._running_vnc(uuid)
-        if running:
-            return running[1]
-        log = os.path.join(self._vnc_dir, uuid + '.log')
-        qemu_pidfile = os.path.join(self._vnc_dir, uuid + '.qemu-pid')
-        for display in VNC_DISPLAYS:
-            port = 5900 + display
-            with socket.socket() as s:
-                try:
-                    s.bind(('127.0.0.1', port))
-                except OSError:
-                    continue
-            # -daemonize: QEMU returns once its VNC server listens, and is not our child
-            # (nothing to reap, survives a nova-compute restart; osbed.sh stop kills it).
-            with open(log, 'ab') as out:
-                rc = subprocess.run(
-                    [QEMU, '-name', 'osbed-' + uuid, '-machine', 'pc',
-                     '-accel', 'tcg,tb-size=8', '-m', '32', '-nodefaults', '-vga', 'std',
-                     '-S', '-display', 'none',
-                     '-vnc', '127.0.0.1:%d,share=force-shared' % display,
-                     '-daemonize', '-pidfile', qemu_pidfile],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=30).returncode
-            if rc != 0:
-                continue  # the port was taken between the check and QEMU's bind
-            with open(qemu_pidfile) as f:
-                pid = int(f.read().split()[0])
-            with open(self._pidfile(uuid), 'w') as f:
-                f.write('%d %d\n' % (pid, port))
-            LOG.info('osbed: VNC for %s on 127.0.0.1:%d (qemu pid %d)', uuid, port, pid)
-            return port
-        raise exception.ConsoleTypeUnavailable(console_type='vnc')
-
-    def _stop_vnc(self, uuid):
-        running = self._running_vnc(uuid)
-        if running:
+    @staticmethod
+    def _free(port):
+        with socket.socket() as s:
             try:
-                os.kill(running[0], signal.SIGTERM)
+                s.bind(('127.0.0.1', port))
+                return True
             except OSError:
-                pass
+                return False
+
+    def _ensure_console(self, uuid):
+        """(vnc port, spice port) of this server's console QEMU, started if needed."""
+        with self._console_lock:
+            running = self._running_console(uuid)
+            if running:
+                return running[1:]
+            self._stop_console(uuid)  # e.g. a pid file from an older driver
+            log = os.path.join(self._vnc_dir, uuid + '.log')
+            qemu_pidfile = os.path.join(self._vnc_dir, uuid + '.qemu-pid')
+            for display in VNC_DISPLAYS:
+                vnc, spice = 5900 + display, SPICE_BASE + display
+                if not (self._free(vnc) and self._free(spice)):
+                    continue
+                # -daemonize: QEMU returns once its servers listen, and is not our child
+                # (nothing to reap, survives a nova-compute restart; osbed.sh stop kills it).
+                with open(log, 'ab') as out:
+                    rc = subprocess.run(
+                        [QEMU, '-name', 'osbed-' + uuid, '-machine', 'pc',
+                         '-accel', 'tcg,tb-size=8', '-m', '32', '-nodefaults', '-vga', 'std',
+                         '-S', '-display', 'none',
+                         '-vnc', '127.0.0.1:%d,share=force-shared' % display,
+                         '-spice', 'addr=127.0.0.1,port=%d,disable-ticketing=on' % spice,
+                         '-daemonize', '-pidfile', qemu_pidfile],
+                        stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                        timeout=30).returncode
+                if rc != 0:
+                    continue  # a port was taken between the check and QEMU's bind
+                with open(qemu_pidfile) as f:
+                    pid = int(f.read().split()[0])
+                with open(self._pidfile(uuid), 'w') as f:
+                    f.write('%d %d %d\n' % (pid, vnc, spice))
+                LOG.info('osbed: console of %s: VNC 127.0.0.1:%d, SPICE 127.0.0.1:%d '
+                         '(qemu pid %d)', uuid, vnc, spice, pid)
+                return vnc, spice
+            raise exception.ConsoleTypeUnavailable(console_type='vnc')
+
+    def _stop_console(self, uuid):
+        try:
+            with open(self._pidfile(uuid)) as f:
+                pid = int(f.read().split()[0])
+            with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                if uuid.encode() in f.read():
+                    os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError, IndexError):
+            pass
         try:
             os.unlink(self._pidfile(uuid))
         except OSError:

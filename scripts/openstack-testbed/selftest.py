@@ -97,80 +97,101 @@ def action(nova, t, sid, body):
     return code, r
 
 
-def ws_rfb_handshake(url):
-    """Opens the novncproxy WebSocket of a console URL and reads the RFB server version; then
-    completes the handshake up to ServerInit and returns (version, width, height, name)."""
-    q = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
-    # nova's URL is vnc_lite.html?path=%3Ftoken%3D... (or ?token=...)
-    path = q.get("path", [None])[0] or "?token=" + q["token"][0]
-    if not path.startswith("/"):
-        path = "/" + path
-    u = urllib.parse.urlparse(url)
-    sock = socket.create_connection((u.hostname, u.port), timeout=10)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
-                  % (path, u.hostname, u.port, key)).encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise OSError("proxy closed during the WebSocket handshake: %r" % buf)
-        buf += chunk
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    if b" 101 " not in head.split(b"\r\n")[0]:
-        raise OSError("no WebSocket upgrade: %r" % head[:200])
-    pending = bytearray(rest)
+class WebSocket:
+    """A minimal WebSocket client (binary frames) for a console URL of Nova's proxies."""
 
-    def recv_exact(n):
-        while len(pending) < n:
-            chunk = sock.recv(65536)
+    def __init__(self, url):
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
+        # novnc: vnc_auto.html?path=%3Ftoken%3D...; spice-html5: spice_auto.html?token=...
+        path = q.get("path", [None])[0] or "?token=" + q["token"][0]
+        if not path.startswith("/"):
+            path = "/" + path
+        u = urllib.parse.urlparse(url)
+        self.sock = socket.create_connection((u.hostname, u.port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
+                           % (path, u.hostname, u.port, key)).encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise OSError("proxy closed during the WebSocket handshake: %r" % buf)
+            buf += chunk
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        if b" 101 " not in head.split(b"\r\n")[0]:
+            raise OSError("no WebSocket upgrade: %r" % head[:200])
+        self.pending = bytearray(rest)
+        self.data = bytearray()
+
+    def _exact(self, n):
+        while len(self.pending) < n:
+            chunk = self.sock.recv(65536)
             if not chunk:
                 raise OSError("closed")
-            pending.extend(chunk)
-        out = bytes(pending[:n])
-        del pending[:n]
+            self.pending.extend(chunk)
+        out = bytes(self.pending[:n])
+        del self.pending[:n]
         return out
 
-    data = bytearray()
-
-    def read(n):  # payload bytes across WebSocket frames
-        while len(data) < n:
-            b0, b1 = recv_exact(2)
+    def read(self, n):
+        """n payload bytes, across frames."""
+        while len(self.data) < n:
+            b0, b1 = self._exact(2)
             ln = b1 & 0x7F
             if ln == 126:
-                ln = struct.unpack(">H", recv_exact(2))[0]
+                ln = struct.unpack(">H", self._exact(2))[0]
             elif ln == 127:
-                ln = struct.unpack(">Q", recv_exact(8))[0]
-            payload = recv_exact(ln)
+                ln = struct.unpack(">Q", self._exact(8))[0]
+            payload = self._exact(ln)
             if b0 & 0x0F == 8:
                 raise OSError("WebSocket closed: %r" % payload)
-            data.extend(payload)
-        out = bytes(data[:n])
-        del data[:n]
+            self.data.extend(payload)
+        out = bytes(self.data[:n])
+        del self.data[:n]
         return out
 
-    def send(payload):
+    def send(self, payload):
         mask = os.urandom(4)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        sock.sendall(bytes([0x82, 0x80 | len(payload)]) + mask + masked)
+        self.sock.sendall(bytes([0x82, 0x80 | len(payload)]) + mask + masked)
 
-    version = read(12)
-    send(version)
-    n = read(1)[0]
-    types = read(n)
+    def close(self):
+        self.sock.close()
+
+
+def rfb_handshake(url):
+    """RFB through novncproxy up to ServerInit: (version, width, height, name)."""
+    ws = WebSocket(url)
+    version = ws.read(12)
+    ws.send(version)
+    types = ws.read(ws.read(1)[0])
     if 1 not in types:
         raise OSError("no 'None' security type offered: %r" % types)
-    send(b"\x01")
-    if read(4) != b"\0\0\0\0":
+    ws.send(b"\x01")
+    if ws.read(4) != b"\0\0\0\0":
         raise OSError("security result not OK")
-    send(b"\x01")  # ClientInit, shared
-    w, h = struct.unpack(">HH", read(4))
-    read(16)  # pixel format
-    name = read(struct.unpack(">I", read(4))[0])
-    sock.close()
+    ws.send(b"\x01")  # ClientInit, shared
+    w, h = struct.unpack(">HH", ws.read(4))
+    ws.read(16)  # pixel format
+    name = ws.read(struct.unpack(">I", ws.read(4))[0])
+    ws.close()
     return version.decode().strip(), w, h, name.decode(errors="replace")
+
+
+def spice_link(url):
+    """SPICE through spicehtml5proxy: SpiceLinkMess for the main channel, and the server's
+    SpiceLinkReply header: (major, minor, error)."""
+    ws = WebSocket(url)
+    mess = struct.pack("<IBBIII", 0, 1, 0, 0, 0, 18)  # connection 0, main channel, no caps
+    ws.send(struct.pack("<4sIII", b"REDQ", 2, 2, len(mess)) + mess)
+    magic, major, minor, size = struct.unpack("<4sIII", ws.read(16))
+    if magic != b"REDQ":
+        raise OSError("not a SPICE link reply: %r" % magic)
+    error = struct.unpack("<I", ws.read(4))[0]
+    ws.close()
+    return major, minor, error
 
 
 def main():
@@ -240,11 +261,22 @@ def main():
         url = (r or {}).get("remote_console", {}).get("url", "") if code == 200 else ""
         check("remote-consoles vnc returns a URL", url.startswith("http://"), str(r)[:200])
         try:
-            version, w, h, name = ws_rfb_handshake(url)
+            version, w, h, name = rfb_handshake(url)
             check("RFB through novncproxy: %s, %dx%d, %r" % (version, w, h, name),
                   version.startswith("RFB 003.") and w > 0 and h > 0)
         except OSError as e:
             check("RFB through novncproxy", False, str(e))
+        code, _, r = call("POST", "%s/servers/%s/remote-consoles" % (nova, sid),
+                          {"remote_console": {"protocol": "spice", "type": "spice-html5"}}, t,
+                          MV)
+        url = (r or {}).get("remote_console", {}).get("url", "") if code == 200 else ""
+        check("remote-consoles spice returns a URL", url.startswith("http://"), str(r)[:200])
+        try:
+            major, minor, error = spice_link(url)
+            check("SPICE through spicehtml5proxy: link reply %d.%d, error %d"
+                  % (major, minor, error), major == 2 and error == 0)
+        except OSError as e:
+            check("SPICE through spicehtml5proxy", False, str(e))
 
         for act, want, back, want2 in (("suspend", "SUSPENDED", "resume", "ACTIVE"),
                                        ("os-stop", "SHUTOFF", "os-start", "ACTIVE"),
