@@ -38,6 +38,8 @@ NOVNC_PORT=$((6080 + O))
 SPICE_PROXY_PORT=$((6082 + O))
 RABBIT_PORT=$((5672 + O))
 RABBIT_DIST_PORT=$((25672 + O))
+# A private Erlang port mapper on 127.0.0.1 (not Debian's epmd on *:4369).
+EPMD_PORT=$((4371 + O))
 RABBIT_NODE=osbed@localhost
 [ "$O" = 0 ] || RABBIT_NODE=osbed$O@localhost
 COMPUTE_HOSTS=(gpu-1 cpu-1)
@@ -389,9 +391,7 @@ nova_db_setup() { # needs MariaDB
 # --- start -------------------------------------------------------------------------------------
 
 start_infra() {
-    if ! alive epmd && ! port_open 4369; then
-        launch epmd epmd -address $IP -port 4369
-    fi
+    launch epmd epmd -address $IP -port $EPMD_PORT
     if [ ! -d "$DATA/mysql/mysql" ]; then
         rm -rf "$DATA/mysql"
         mariadb-install-db --no-defaults --user=root --datadir="$DATA/mysql" \
@@ -405,7 +405,9 @@ start_infra() {
     mkdir -p "$DATA/rabbit"
     [ -e "$DATA/rabbit/enabled_plugins" ] || echo '[].' >"$DATA/rabbit/enabled_plugins"
     touch "$DATA/rabbit/rabbitmq-env.conf"
-    launch rabbitmq env HOME="$DATA/rabbit" RABBITMQ_NODENAME=$RABBIT_NODE \
+    # RabbitMQ would start an epmd of its own (outside our process trees) if none answered.
+    wait_for epmd 30 port_open $EPMD_PORT
+    launch rabbitmq env HOME="$DATA/rabbit" RABBITMQ_NODENAME=$RABBIT_NODE ERL_EPMD_PORT=$EPMD_PORT \
         RABBITMQ_NODE_IP_ADDRESS=$IP RABBITMQ_NODE_PORT=$RABBIT_PORT \
         RABBITMQ_DIST_PORT=$RABBIT_DIST_PORT ERL_EPMD_ADDRESS=$IP \
         RABBITMQ_MNESIA_BASE="$DATA/rabbit/mnesia" RABBITMQ_LOG_BASE="$LOG" RABBITMQ_LOGS=- \
@@ -419,7 +421,8 @@ start_infra() {
 
 rabbitmqctl_() {
     env HOME="$DATA/rabbit" RABBITMQ_CONF_ENV_FILE="$DATA/rabbit/rabbitmq-env.conf" \
-        ERL_EPMD_ADDRESS=$IP /usr/lib/rabbitmq/bin/rabbitmqctl -n $RABBIT_NODE -q "$@"
+        ERL_EPMD_ADDRESS=$IP ERL_EPMD_PORT=$EPMD_PORT /usr/lib/rabbitmq/bin/rabbitmqctl \
+        -n $RABBIT_NODE -q "$@"
 }
 
 rabbit_user() { # a user for the OpenStack services; the mark lives beside the node's data
@@ -548,8 +551,6 @@ do_status() {
             rss=$(tree "$p" | xargs ps -o rss= -p 2>/dev/null | awk '{s += $1} END {print int(s / 1024)}')
             total=$((total + rss))
             printf '%-20s running  pid %-8s %5s MiB  restarts %s\n' "$name" "$p" "$rss" "$(restarts "$name")"
-        elif [ "$name" = epmd ] && port_open 4369; then
-            printf '%-20s running  (not started by osbed)\n' "$name"
         else
             printf '%-20s stopped\n' "$name"
             all=1
