@@ -297,3 +297,36 @@ async fn capacity_exhaustion_is_a_clear_error() {
     }
     backend.delete_image(template, 1).await.unwrap();
 }
+
+/// With the bed's short token lifetime (`OSVDI_OSBED_TOKEN_EXPIRATION` ≤ 120 s at its
+/// start), a session renews its token before it expires and calls go on.
+#[tokio::test]
+async fn tokens_are_renewed_before_they_expire() {
+    let Some(c) = config() else { return };
+    let lifetime: u64 = std::env::var("OSVDI_OS_TOKEN_EXPIRATION")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3600);
+    if lifetime > 120 {
+        eprintln!(
+            "skipped: the bed's tokens live {lifetime} s (start it with OSVDI_OSBED_TOKEN_EXPIRATION=60)"
+        );
+        return;
+    }
+    let s = Session::new(
+        &c.auth_url,
+        c.credentials.clone(),
+        c.interface,
+        c.region.clone(),
+    )
+    .unwrap();
+    let first = s.token().await.unwrap();
+    // Renewal starts 30 s before expiry for short tokens.
+    let renew_at = first.expires_at().as_second() - 29;
+    let wait = (renew_at - jiff::Timestamp::now().as_second()).max(0) as u64;
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    osvdi_openstack::nova::flavors(&s).await.unwrap();
+    let second = s.token().await.unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&first, &second), "a new token");
+    assert!(second.expires_at() > first.expires_at());
+}
