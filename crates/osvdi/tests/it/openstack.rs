@@ -516,4 +516,9 @@ async fn desktops_on_openstack_through_the_osvdi_api() {
     assert!(server.terminate().success());
     eprintln!("OpenStack end-to-end: {} s", started.elapsed().as_secs());
     clean_bed(&user).await;
+    // Template B's image stays in Glance while its course's desktops live; the bed keeps no
+    // more than it needs.
+    if let Some(img) = glance::find(&user, &tb, 1).await.unwrap() {
+        glance::delete(&user, &img.id).await.unwrap();
+    }
 }
