@@ -65,7 +65,12 @@ secs() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'; }
 # --- processes ---------------------------------------------------------------------------------
 
 pid_of() { [ -s "$RUN/$1.pid" ] && cat "$RUN/$1.pid"; }
-alive() { local p; p=$(pid_of "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+# alive NAME: its supervisor runs (checked by name, so a pid reused after a reboot is not
+# taken for ours, nor killed by stop).
+alive() {
+    local p
+    p=$(pid_of "$1") && [ -n "$p" ] && grep -qa osbed-supervise "/proc/$p/cmdline" 2>/dev/null
+}
 
 # launch NAME CMD...: start CMD in its own session (so stop can kill the whole group) with
 # stdout and stderr in $LOG/NAME.log, under a loop that restarts it 2 s after it exits (a
@@ -141,9 +146,7 @@ kill_trees() {
 }
 
 stop_service() {
-    local p
-    p=$(pid_of "$1") || return 0
-    kill -0 "$p" 2>/dev/null && kill_trees "$p"
+    alive "$1" && kill_trees "$(pid_of "$1")"
     rm -f "$RUN/$1.pid"
 }
 
@@ -528,8 +531,7 @@ do_start() {
 do_stop() {
     local name p f pid pids=()
     for name in "${SERVICES[@]}"; do
-        p=$(pid_of "$name") || continue
-        kill -0 "$p" 2>/dev/null && pids+=("$p")
+        alive "$name" && pids+=("$(pid_of "$name")")
     done
     kill_trees "${pids[@]}"
     for name in "${SERVICES[@]}"; do rm -f "$RUN/$name.pid"; done
