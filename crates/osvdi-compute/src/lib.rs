@@ -222,6 +222,10 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// The broker's scheduler put desktop `id` on `host` (one of [`Compute::hosts`]): backends
+    /// that may name a host to their cloud pass it on when they create the desktop.
+    fn prefer_host(&self, _id: DesktopId, _host: &str) {}
+
     /// A template version became ready: backends with their own image store copy it there.
     async fn publish_image(&self, _image: &PublishedImage) -> Result<(), ComputeError> {
         Ok(())

@@ -455,6 +455,9 @@ impl Core {
             &request,
         )
         .map_err(|e| CoreError::Internal(e.to_string()))?;
+        if let (Some(a), Some(compute)) = (decision.allocation(), &self.compute) {
+            compute.prefer_host(id, a.host.as_str());
+        }
         match decision {
             sched::Decision::Admitted(a) => Ok(Admission {
                 end: a.end,

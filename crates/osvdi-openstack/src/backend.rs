@@ -47,6 +47,8 @@ pub struct OpenStackBackend {
     /// Placement allocations by server id (they change only when the server moves).
     allocations: Mutex<HashMap<String, placement::Allocations>>,
     hosts_cache: Mutex<Option<(Instant, CloudHosts)>>,
+    /// Hosts the broker's scheduler chose, for desktops not created yet.
+    hints: Mutex<HashMap<DesktopId, String>>,
     events: broadcast::Sender<ComputeEvent>,
 }
 
@@ -132,6 +134,7 @@ impl OpenStackBackend {
             doomed_images: Mutex::default(),
             allocations: Mutex::default(),
             hosts_cache: Mutex::default(),
+            hints: Mutex::default(),
             events: broadcast::channel(64).0,
         })
     }
@@ -454,7 +457,7 @@ impl Compute for OpenStackBackend {
             network: self.config.network.clone(),
             availability_zone: self.config.availability_zone.clone(),
             metadata,
-            host: None,
+            host: self.hints.lock().expect("hints lock").remove(&spec.id),
         };
         let started = Instant::now();
         let sid = nova::create(&self.user, &new)
@@ -561,6 +564,7 @@ impl Compute for OpenStackBackend {
     }
 
     async fn delete(&self, id: DesktopId) -> Result<(), ComputeError> {
+        self.hints.lock().expect("hints lock").remove(&id);
         let Some(s) = self.server(id).await.map_err(compute_error)? else {
             return Ok(());
         };
@@ -653,6 +657,15 @@ impl Compute for OpenStackBackend {
 
     fn places_vgpus(&self) -> bool {
         true
+    }
+
+    fn prefer_host(&self, id: DesktopId, host: &str) {
+        if self.config.host_hints {
+            self.hints
+                .lock()
+                .expect("hints lock")
+                .insert(id, host.to_owned());
+        }
     }
 
     async fn hosts(&self) -> Result<Option<CloudHosts>, ComputeError> {

@@ -123,6 +123,9 @@ pub struct OpenStackFile {
     pub suspend: SuspendMode,
     /// How long a server may take to become ACTIVE (default 300 s).
     pub active_timeout_secs: Option<u64>,
+    /// Pass the scheduler's host to Nova (`hypervisor_hostname`, compute 2.74); osvdi's
+    /// account then needs the admin role in its project.
+    pub host_hints: Option<bool>,
 }
 
 /// The resolved settings of the OpenStack backend.
@@ -139,6 +142,7 @@ pub struct OpenStackConfig {
     pub create_flavors: bool,
     pub suspend: SuspendMode,
     pub active_timeout: Duration,
+    pub host_hints: bool,
 }
 
 /// Where desktops' network interfaces go.
@@ -221,6 +225,7 @@ impl OpenStackFile {
             create_flavors,
             suspend: self.suspend,
             active_timeout: Duration::from_secs(self.active_timeout_secs.unwrap_or(300)),
+            host_hints: self.host_hints.unwrap_or(false),
         })
     }
 }
@@ -257,6 +262,7 @@ impl OpenStackConfig {
             create_flavors: None,
             suspend: SuspendMode::Suspend,
             active_timeout_secs: Some(120),
+            host_hints: None,
         };
         Some(file.resolve())
     }

@@ -95,7 +95,7 @@ pub struct NewServer {
     pub network: Network,
     pub availability_zone: Option<String>,
     pub metadata: BTreeMap<String, String>,
-    /// A compute host (admin only, 2.74).
+    /// A compute node, `hypervisor_hostname` (2.74; Nova's policy asks for the admin role).
     pub host: Option<String>,
 }
 
@@ -117,7 +117,7 @@ impl NewServer {
             server["availability_zone"] = json!(az);
         }
         if let Some(h) = &self.host {
-            server["host"] = json!(h);
+            server["hypervisor_hostname"] = json!(h);
         }
         json!({ "server": server })
     }
@@ -487,6 +487,6 @@ mod tests {
         .body();
         assert_eq!(body["server"]["networks"], "none");
         assert_eq!(body["server"]["availability_zone"], "nova");
-        assert!(body["server"].get("host").is_none());
+        assert!(body["server"].get("hypervisor_hostname").is_none());
     }
 }

@@ -330,3 +330,37 @@ async fn tokens_are_renewed_before_they_expire() {
     assert!(!std::sync::Arc::ptr_eq(&first, &second), "a new token");
     assert!(second.expires_at() > first.expires_at());
 }
+
+/// With `host_hints` and an account with the admin role, the host the broker's scheduler
+/// chose is where Nova puts the server.
+#[tokio::test]
+async fn host_hints_put_servers_where_the_scheduler_said() {
+    let Some(mut c) = config() else { return };
+    let _bed = BED.lock().await;
+    c.credentials = c.admin.clone().expect("the bed has an admin account");
+    c.host_hints = true;
+    let backend = OpenStackBackend::new(c.clone()).await.unwrap();
+    clean(&backend).await;
+    let admin = admin_session(&c);
+    let dir = tempfile::tempdir().unwrap();
+    let template = TemplateId::random();
+    let path = image(dir.path(), template, 1);
+    let hosts = backend.hosts().await.unwrap().unwrap().hosts;
+    assert!(hosts.len() >= 2, "{hosts:?}");
+    for h in &hosts {
+        let s = spec(path.clone(), None);
+        backend.prefer_host(s.id, &h.name);
+        backend.create(&s).await.unwrap();
+        let server = backend.server(s.id).await.unwrap().unwrap();
+        let alloc = placement::allocations(&admin, &server.id).await.unwrap();
+        let root = placement::providers(&admin)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|p| alloc.get(&p.uuid).is_some_and(|r| r.contains_key("VCPU")))
+            .unwrap();
+        assert_eq!(root.name, h.name, "the server is where the hint said");
+        backend.delete(s.id).await.unwrap();
+    }
+    backend.delete_image(template, 1).await.unwrap();
+}
