@@ -26,7 +26,8 @@
 //!   "decode_ms","waits","in_flight","total_frames"}` once a second while anything happens
 //!   (see [`flow::Stats`]; null where nothing was measured).
 //!
-//! Viewer → server (text JSON): `{"type":"keyframe"}`; `{"type":"pointer","x","y","buttons"}`
+//! Viewer → server (text JSON): `{"type":"keyframe"}` (the viewer lost its place: pictures
+//! not acknowledged so far no longer count as on their way); `{"type":"pointer","x","y","buttons"}`
 //! (framebuffer coordinates, RFB button mask: bit 0 left, 1 middle, 2 right, 3/4 wheel up/down);
 //! `{"type":"key","down","keysym","code"?}` (`code`: a QEMU qnum/XT scancode, `0x80 | code`
 //! for E0-prefixed keys, sent as a QEMU extended key event when given);
@@ -448,6 +449,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
         };
         match msg {
             FromViewer::Keyframe => {
+                self.flow.forget_in_flight();
                 self.pipeline.request_keyframe();
                 self.damaged();
             }

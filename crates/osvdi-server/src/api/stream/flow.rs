@@ -127,6 +127,13 @@ impl Flow {
         Some(rtt)
     }
 
+    /// The viewer asked for a keyframe: it dropped what it had not decoded, so nothing is on
+    /// its way any more (the keyframe must not wait for acknowledgements that will not come).
+    pub(crate) fn forget_in_flight(&mut self) {
+        self.in_flight.clear();
+        self.waiting = false;
+    }
+
     /// Whether a picture may be encoded now: `Err(when to look again)` while too many are on
     /// their way and the last one left less than [`ACK_WAIT`] ago.
     pub(crate) fn may_encode(&mut self, now: Instant) -> Result<(), Instant> {
@@ -239,6 +246,21 @@ mod tests {
             "one per second, not a flood"
         );
         assert_eq!(f.may_encode(t0 + 2 * ACK_WAIT), Ok(()));
+    }
+
+    #[test]
+    fn a_keyframe_request_clears_the_window() {
+        let t0 = Instant::now();
+        let mut f = Flow::new(t0);
+        f.on_sent(0, 1, MS, t0);
+        f.on_ack(0, None, t0);
+        for n in 1..=3 {
+            f.on_sent(n, 1, MS, t0);
+        }
+        assert!(f.may_encode(t0).is_err());
+        f.forget_in_flight();
+        assert_eq!(f.may_encode(t0), Ok(()));
+        assert_eq!(f.on_ack(2, None, t0), None, "forgotten");
     }
 
     #[test]
