@@ -160,7 +160,17 @@ def baseline():
                                                      "disk": 1}})["flavor"]
         if specs:
             nova("POST", "/flavors/%s/os-extra_specs" % f["id"], t, {"extra_specs": specs})
-    print("osbed: image osbed-tiny, flavors osbed.small and osbed.vgpu present")
+    # One availability zone per host (host aggregates osbed-gpu, osbed-cpu). Nova filters zones
+    # in Placement, which knows only zones that are aggregates: the default zone "nova" would
+    # not keep a server off gpu-1, hence a named zone for cpu-1 too.
+    aggs = {a["name"]: a for a in nova("GET", "/os-aggregates", t)["aggregates"]}
+    for name, zone, host in (("osbed-gpu", "az-gpu", "gpu-1"), ("osbed-cpu", "az-cpu", "cpu-1")):
+        agg = aggs.get(name) or nova("POST", "/os-aggregates", t, {"aggregate": {
+            "name": name, "availability_zone": zone}})["aggregate"]
+        if host not in agg.get("hosts", []):
+            nova("POST", "/os-aggregates/%s/action" % agg["id"], t, {"add_host": {"host": host}})
+    print("osbed: image osbed-tiny, flavors osbed.small and osbed.vgpu, zones az-gpu and "
+          "az-cpu present")
 
 
 def wait_gone(t, ids, timeout):

@@ -334,6 +334,15 @@ def main():
                       st == "ACTIVE" and s.get("OS-EXT-SRV-ATTR:host") == host, st)
             else:
                 check("admin hint %s" % key, False, "%s %s" % (code, r))
+        # Availability zones: az-gpu is gpu-1, az-cpu is cpu-1; any user may ask for one.
+        for az, host in (("az-gpu", "gpu-1"), ("az-cpu", "cpu-1")):
+            zid = boot("selftest-az-" + az, "osbed.small", availability_zone=az)
+            created.append(zid)
+            st, s = wait_status(nova, adm, zid, "ACTIVE")
+            check("availability zone %s places the server on %s" % (az, host),
+                  st == "ACTIVE" and s.get("OS-EXT-SRV-ATTR:host") == host
+                  and s.get("OS-EXT-AZ:availability_zone") == az,
+                  "%s on %s" % (st, s.get("OS-EXT-SRV-ATTR:host") if s else None))
         # A user may not give the hint.
         code, _, r = call("POST", nova + "/servers", {"server": {
             "name": "selftest-nohint", "imageRef": image, "flavorRef": flavor["osbed.small"],
