@@ -506,13 +506,14 @@ do_start() {
     local deadline=$((SECONDS + 120))
     OSBED_COMPUTE_SINCE=$(cat "$RUN"/nova-compute-*.since | sort -n | tail -n 1)
     export OSBED_COMPUTE_SINCE
-    until "$PY" "$HERE/osbed_api.py" ready 2>/dev/null; do
+    local missing
+    until missing=$("$PY" "$HERE/osbed_api.py" ready 2>/dev/null); do
         for h in "${COMPUTE_HOSTS[@]}"; do
             [ "$(restarts "nova-compute-$h")" -lt 3 ] \
                 || fail_service "nova-compute-$h" "keeps exiting during start"
         done
-        [ $SECONDS -lt $deadline ] || fail_service nova-compute-gpu-1 \
-            "(or nova-compute-cpu-1) was not up with its resource providers within 120s"
+        [ $SECONDS -lt $deadline ] || fail_service "nova-compute-${missing:-gpu-1}" \
+            "was not up in Nova with its resource providers in Placement within 120s"
         sleep 1
     done
     "$V/bin/nova-manage" "${NC[@]}" cell_v2 discover_hosts >>"$LOG/setup.log" 2>&1

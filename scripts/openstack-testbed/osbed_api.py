@@ -252,12 +252,15 @@ def ready():
     up = {s["host"] for s in nova("GET", "/os-services?binary=nova-compute", t)["services"]
           if s["state"] == "up" and s["status"] == "enabled" and s["updated_at"]
           and calendar.timegm(time.strptime(s["updated_at"][:19], "%Y-%m-%dT%H:%M:%S")) >= since}
-    if not up.issuperset(HOSTS):
-        sys.exit(1)
+    for host in HOSTS:
+        if host not in up:
+            print(host)  # the first host not ready, for osbed.sh's error message
+            sys.exit(1)
     _, rps = call("GET", PLACEMENT + "/resource_providers", token=t, headers=PLACEMENT_MV)
     names = [rp["name"] for rp in rps["resource_providers"]]
     for host, gpus in HOSTS.items():
         if host not in names or sum(n.startswith(host + "_pci_") for n in names) < gpus:
+            print(host)
             sys.exit(1)
 
 
