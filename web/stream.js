@@ -8,7 +8,8 @@
 //
 // Plain ES module, no build step (like the portal). For tests and curious people it keeps its
 // counters on `window.osvdiStream`: {state, codec, width, height, framesReceived, framesDecoded,
-// keyframes, videoBytes (binary message bytes received), decodeErrors, cursorShapes, rttMs (the
+// keyframes, videoBytes (binary message bytes received), decodeErrors, cursorShapes, latencyMs
+// (change on the desktop → picture drawn, of the last picture: needs agreeing clocks), rttMs (the
 // last round trip the server measured), resizeRefused (the status of a refused resize), server
 // (the last figures the server sent)}.
 
@@ -33,6 +34,8 @@ const buttons = {
 };
 const resizeBox = $("resize");
 const HEADER_LEN = 16;
+/** Capture times (ms since the epoch, from the picture header) of pictures not yet decoded. */
+const captured = new Map();
 
 const counters = {
   state: "loading",
@@ -45,6 +48,7 @@ const counters = {
   videoBytes: 0,
   decodeErrors: 0,
   cursorShapes: 0,
+  latencyMs: null,
   resizeRefused: null,
   rttMs: null,
   server: null,
@@ -113,8 +117,16 @@ function startWorker() {
   worker.onmessage = (e) => {
     const m = e.data;
     switch (m.type) {
-      case "decoded":
+      case "decoded": {
         counters.framesDecoded += 1;
+        const at = captured.get(m.number);
+        captured.delete(m.number);
+        if (at !== undefined) {
+          // Change on the desktop → picture drawn here; meaningful when both clocks agree.
+          counters.latencyMs = Date.now() - at;
+          local.latencyMs += counters.latencyMs;
+          local.latencies += 1;
+        }
         local.decoded += 1;
         if (m.decodeMs !== null) {
           local.decodeMs += m.decodeMs;
@@ -123,6 +135,7 @@ function startWorker() {
         send(m.decodeMs === null ? { type: "ack", frame: m.number } : { type: "ack", frame: m.number, decode_ms: Math.round(m.decodeMs * 100) / 100 });
         if (counters.state !== "connected") setState("connected", `Connected to ${$("title").textContent}`);
         break;
+      }
       case "keyframe":
         send({ type: "keyframe" });
         break;
@@ -195,6 +208,9 @@ function onPicture(buf) {
   if (head.getUint8(0) !== 1) return;
   const keyframe = (head.getUint8(1) & 1) === 1;
   const number = head.getUint32(2);
+  // The first change in this picture reached the server at this time (its clock).
+  captured.set(number, Number(head.getBigUint64(6)));
+  if (captured.size > 64) captured.delete(captured.keys().next().value);
   counters.framesReceived += 1;
   if (keyframe) counters.keyframes += 1;
   const data = buf.slice(HEADER_LEN);
@@ -414,7 +430,7 @@ resizeBox.addEventListener("change", requestResize);
 
 // ---- the figures ----
 
-const local = { at: performance.now(), decoded: 0, bytes: 0, decodeMs: 0, decodes: 0 };
+const local = { at: performance.now(), decoded: 0, bytes: 0, decodeMs: 0, decodes: 0, latencyMs: 0, latencies: 0 };
 
 function toggleStats() {
   statsBox.hidden = !statsBox.hidden;
@@ -433,13 +449,14 @@ setInterval(() => {
     `bitrate      ${((local.bytes * 8) / secs / 1000).toFixed(1)} kbit/s`,
     `decode       ${fmt(local.decodes ? local.decodeMs / local.decodes : null, "ms", 2)}`,
     `round trip   ${fmt(counters.rttMs, "ms")}`,
+    `latency      ${fmt(local.latencies ? local.latencyMs / local.latencies : counters.latencyMs, "ms")} (change → shown)`,
     `encode       ${fmt(s.encode_ms, "ms")}`,
     `decoded      ${counters.framesDecoded} frames (${counters.keyframes} key)`,
     `received     ${(counters.videoBytes / 1024).toFixed(0)} KiB`,
     `size         ${counters.width}×${counters.height} ${counters.codec || ""}`,
   ];
   statsBox.textContent = lines.join("\n");
-  Object.assign(local, { at: now, decoded: 0, bytes: 0, decodeMs: 0, decodes: 0 });
+  Object.assign(local, { at: now, decoded: 0, bytes: 0, decodeMs: 0, decodes: 0, latencyMs: 0, latencies: 0 });
 }, 1000);
 
 // Leaving the page closes the connection at once (the desktop keeps running).

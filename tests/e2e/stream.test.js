@@ -176,7 +176,11 @@ test("the H.264 stream viewer, end to end", async (t) => {
     await settle(viewer);
     const after = await shot(viewer.locator("#video"), "typed");
     const typed = await counters(viewer);
-    t.diagnostic(`typing ${COMMAND.length} characters and Enter: ${typed.framesReceived - start.framesReceived} pictures, ${typed.videoBytes - start.videoBytes} video bytes`);
+    t.diagnostic(
+      `typing ${COMMAND.length} characters and Enter: ${typed.framesReceived - start.framesReceived} pictures, ` +
+        `${typed.videoBytes - start.videoBytes} video bytes; last picture: change on the desktop → drawn in ${typed.latencyMs} ms`,
+    );
+    assert.ok(typed.latencyMs >= 0 && typed.latencyMs < 5000, `latency ${typed.latencyMs} ms`);
     await site.waitSerial(id, "osvdi-42");
     const changed = rowsWith(await rowCounts(scratch, after, initial));
     assert.ok(changed.length > 0, "the screen changed");
