@@ -248,7 +248,8 @@ async fn desktops_on_openstack_through_the_osvdi_api() {
         "--config".to_owned(),
         config_file(dir.path()).display().to_string(),
     ]);
-    let server = Server::start(&site, &logs.join("serve1.log"), &[("RUST_LOG", "info")]);
+    // At trace level: no password of the cloud and no console token may reach the log.
+    let server = Server::start(&site, &logs.join("serve1.log"), &[("RUST_LOG", "trace")]);
     let password = server.first_password().expect("first start");
     let http = reqwest::Client::new();
     let api = Api {
@@ -382,6 +383,13 @@ async fn desktops_on_openstack_through_the_osvdi_api() {
         .await;
         api.wait_state(&root, &id, "ended", 60).await;
     }
+    let log = server.logs();
+    for secret in ["OS_PASSWORD", "OSVDI_OS_ADMIN_PASSWORD"] {
+        let value = std::env::var(secret).unwrap();
+        assert!(!log.contains(&value), "{secret} in the log");
+    }
+    assert!(log.contains("server ACTIVE"), "the log is the server's");
+    assert!(!log.contains("token="), "a console URL in the log");
     // 7. A restart of osvdi re-adopts the desktop: it stays ready, nothing failed.
     assert!(server.terminate().success());
     let server = Server::start(&site, &logs.join("serve2.log"), &[("RUST_LOG", "info")]);
