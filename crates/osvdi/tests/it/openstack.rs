@@ -390,7 +390,10 @@ async fn desktops_on_openstack_through_the_osvdi_api() {
     }
     assert!(log.contains("server ACTIVE"), "the log is the server's");
     assert!(!log.contains("token="), "a console URL in the log");
-    assert!(!log.contains("gAAAAA"), "a Keystone (fernet) token in the log");
+    assert!(
+        !log.contains("gAAAAA"),
+        "a Keystone (fernet) token in the log"
+    );
     // 7. A restart of osvdi re-adopts the desktop: it stays ready, nothing failed.
     assert!(server.terminate().success());
     let server = Server::start(&site, &logs.join("serve2.log"), &[("RUST_LOG", "info")]);
