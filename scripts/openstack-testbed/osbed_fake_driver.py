@@ -12,8 +12,9 @@ What it adds to nova's own FakeDriverWithoutFakeNodes:
   power-state sync does not turn them off.
 - Real consoles: get_vnc_console and get_spice_console start (once per server, lazily) a QEMU
   with no disk, stopped before its first instruction (-S), whose VNC and SPICE servers listen
-  on 127.0.0.1; Nova's novncproxy and spicehtml5proxy then proxy real RFB and SPICE sessions. The QEMU is killed when the server is deleted,
-  shelved-offloaded or powered off. Its pid file lives in `<state_path>/osbed-vnc/`.
+  on 127.0.0.1; Nova's novncproxy and spicehtml5proxy then proxy real RFB and SPICE
+  sessions. The QEMU is killed when the server is deleted, shelved-offloaded or powered off.
+  Its pid file lives in `<state_path>/osbed-vnc/`.
 - Snapshots (and so shelve) upload a small raw image, so the snapshot image becomes active.
 """
 
