@@ -460,6 +460,10 @@ do_start() {
     [ -x "$V/bin/nova-manage" ] || die "not installed: run '$0 install' first"
     mkdir -p "$RUN" "$LOG" "$DATA"/{keystone,placement,glance/{images,staging,tasks},nova/state,locks,novnc,mysql-tmp}
     chmod 700 "$D" "$DATA"  # configuration files hold the passwords
+    # MariaDB crashed here once while the disk was nearly full: say so up front.
+    local free_mb
+    free_mb=$(df --output=avail -m "$DATA" | tail -n 1 | tr -d ' ')
+    [ "$free_mb" -ge 2048 ] || say "warning: only ${free_mb} MiB free for $DATA (MariaDB, Glance)"
     secrets
     api_env
     write_configs
