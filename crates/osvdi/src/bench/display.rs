@@ -325,13 +325,17 @@ fn pictures_at(run: &Run, samples: &[Sample<'_>]) -> anyhow::Result<Vec<Option<L
     let mut next = order.into_iter().peekable();
     match run.path {
         Path2::VncTight => {
-            let (w, h) = (1920, 1080);
-            let mut fb = Framebuffer::new(w, h);
-            let mut frame = I420Frame::new(w, h)?;
+            // The guest's size, as the reference saw it.
+            let (w, h) = run
+                .references
+                .first()
+                .map_or((1920, 1080), |(_, l)| (l.width, l.height));
+            let mut fb = Framebuffer::new(u32::try_from(w)?, u32::try_from(h)?);
+            let mut frame = I420Frame::new(u32::try_from(w)?, u32::try_from(h)?)?;
             let mut tight = TightDecoder::new();
             let mut luma = |fb: &Framebuffer| -> anyhow::Result<Luma> {
                 bgrx_to_i420(fb, &mut frame)?;
-                Ok(Luma::from_strided(1920, 1080, 1920, frame.y()))
+                Ok(Luma::from_strided(w, h, w, frame.y()))
             };
             for u in &run.received.updates {
                 while let Some(&i) = next.peek() {
@@ -632,5 +636,100 @@ fn print_table(rows: &[Row], accel: &str, boot: Duration, total: Duration) {
             f(r.ssim_stopped, 4),
             f(r.ssim_settled, 4),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use osvdi_rfb::Rect;
+
+    use super::super::display_clients::VncUpdate;
+    use super::*;
+
+    fn luma_of(w: u32, h: u32, bgrx: &[u8]) -> Luma {
+        let mut fb = Framebuffer::new(w, h);
+        fb.apply_raw(osvdi_display::Rect::new(0, 0, w, h), bgrx)
+            .unwrap();
+        let mut frame = I420Frame::new(w, h).unwrap();
+        bgrx_to_i420(&fb, &mut frame).unwrap();
+        Luma::from_strided(w as usize, h as usize, w as usize, frame.y())
+    }
+
+    /// A made-up VNC run: one phase with a change, a still moment with its reference, then
+    /// idle. The figures come out of the analysis as computed by hand.
+    #[test]
+    fn analysis_of_a_small_vnc_run() {
+        let (w, h) = (32u16, 16u16);
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let cpu = |ticks: u64| CpuSample {
+            qemu_display: ticks,
+            qemu_vcpu: 0,
+            process: 3 * ticks,
+            bench_thread: ticks,
+        };
+        // Half grey, half white; a wrong picture (all white) comes first.
+        let good: Vec<u8> = (0..usize::from(w) * usize::from(h))
+            .flat_map(|i| {
+                if i % 32 < 16 {
+                    [90, 90, 90, 0]
+                } else {
+                    [255; 4]
+                }
+            })
+            .collect();
+        let white = vec![255u8; good.len()];
+        let markers = vec![
+            (ms(0), Marker::Phase("typing".into()), Some(cpu(0))),
+            (ms(10), Marker::Change, None),
+            (ms(100), Marker::Hold("typing".into()), Some(cpu(5))),
+            (ms(1000), Marker::Phase("idle".into()), Some(cpu(10))),
+            (ms(1500), Marker::Done, Some(cpu(10))),
+        ];
+        let update = |start: u64, end: u64, requested: u64, px: &[u8]| VncUpdate {
+            start: ms(start),
+            end: ms(end),
+            requested: ms(requested),
+            rects: vec![Rect {
+                x: 0,
+                y: 0,
+                w,
+                h,
+                data: RectData::Raw(px.to_vec()),
+            }],
+        };
+        let run = Run {
+            path: Path2::VncTight,
+            markers,
+            references: vec![(2, luma_of(32, 16, &good))],
+            received: Received {
+                chunks: vec![(ms(15), 1000), (ms(30), 1500), (ms(1200), 500)],
+                // The first update (white) answers a request sent at 5 ms after the change
+                // at 10 ms; the second brings the right picture after the still moment began,
+                // so "stopped" (380 ms) already sees it.
+                updates: vec![update(15, 20, 5, &white), update(200, 250, 100, &good)],
+                pictures: vec![],
+            },
+        };
+        let rows = analyse(&run, 10.0).unwrap();
+        assert_eq!(rows.len(), 2);
+        let typing = &rows[0];
+        assert_eq!((typing.phase.as_str(), typing.frames), ("typing", 2));
+        assert!((typing.seconds - 1.0).abs() < 1e-9);
+        assert!((typing.bytes_per_second - 2500.0).abs() < 1e-6);
+        // 10 ticks of 10 ms over 2 frames; osvdi: process 30 less bench 10 = 20 ticks.
+        assert_eq!(typing.qemu_cpu_ms_per_frame, Some(50.0));
+        assert_eq!(typing.osvdi_cpu_ms_per_frame, Some(100.0));
+        // Update 1: the change at 10 ms (later than its request) to 20 ms: 10 ms; update 2: no
+        // change since, from its request at 100 ms to 250 ms: 150 ms.
+        assert_eq!(typing.server_latency_ms_p50, Some(10.0));
+        assert_eq!(typing.server_latency_ms_p95, Some(150.0));
+        assert_eq!(typing.guest_latency_ms_p50, Some(10.0));
+        assert_eq!(typing.detail_psnr_stopped, Some(f64::INFINITY));
+        assert_eq!(typing.ssim_settled, Some(1.0));
+        let idle = &rows[1];
+        assert_eq!((idle.phase.as_str(), idle.frames), ("idle", 0));
+        assert!((idle.bytes_per_second - 1000.0).abs() < 1e-6);
+        assert_eq!(idle.psnr_stopped, None);
     }
 }
