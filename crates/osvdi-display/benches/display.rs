@@ -1,5 +1,5 @@
 //! Benchmarks: damage tracking, BGRX→I420 at 1080p (whole frame and dirty region), openh264
-//! encoding of typing and scrolling at 1080p in both usage modes. Before timing the encoder,
+//! encoding of typing, scrolling and a panned picture at 1080p in both usage modes. Before timing the encoder,
 //! prints each mode's bytes per picture and luma PSNR over the same sequence.
 
 use std::hint::black_box;
@@ -98,6 +98,37 @@ fn scrolling(n: u32) -> Vec<I420Frame> {
         .collect()
 }
 
+/// `n` pictures of a 480x360 photo-like window dragged over a text screen, 20 px right and
+/// 6 px down a picture (the motion phase of `osvdi bench display`).
+fn panning(n: u32) -> Vec<I420Frame> {
+    let mut rng = Rng(11);
+    let background = text_screen(&mut rng);
+    let (ww, wh) = (480u32, 360u32);
+    let window: Vec<u8> = (0..wh)
+        .flat_map(|y| {
+            (0..ww).flat_map(move |x| {
+                let (dx, dy) = (x.abs_diff(240), y.abs_diff(190));
+                let t = (dx * dx + dy * dy) / 24 % 512;
+                let tri = if t < 256 { t } else { 511 - t };
+                [
+                    tri as u8,
+                    ((y * 255 / wh + tri) / 2) as u8,
+                    (x * 255 / ww) as u8,
+                    0,
+                ]
+            })
+        })
+        .collect();
+    (0..n)
+        .map(|i| {
+            let mut fb = background.clone();
+            let at = Rect::new((100 + 20 * i) % (W - ww), (120 + 6 * i) % (H - wh), ww, wh);
+            fb.apply_raw(at, &window).unwrap();
+            to_i420(&fb)
+        })
+        .collect()
+}
+
 fn encoder(usage: OpenH264Usage) -> OpenH264Encoder {
     let config = OpenH264Config {
         usage,
@@ -187,7 +218,11 @@ fn bench_convert(c: &mut Criterion) {
 }
 
 fn bench_encode(c: &mut Criterion) {
-    let sequences = [("typing", typing(60)), ("scrolling", scrolling(60))];
+    let sequences = [
+        ("typing", typing(60)),
+        ("scrolling", scrolling(60)),
+        ("panning", panning(60)),
+    ];
     for usage in [OpenH264Usage::Screen, OpenH264Usage::Camera] {
         for (name, frames) in &sequences {
             report(name, usage, frames);
@@ -215,7 +250,11 @@ fn bench_encode(c: &mut Criterion) {
 #[cfg(feature = "ffmpeg")]
 fn bench_x264(c: &mut Criterion) {
     use osvdi_display::{FfmpegConfig, FfmpegEncoder, VideoEncoder};
-    let sequences = [("typing", typing(60)), ("scrolling", scrolling(60))];
+    let sequences = [
+        ("typing", typing(60)),
+        ("scrolling", scrolling(60)),
+        ("panning", panning(60)),
+    ];
     let x264 = || FfmpegEncoder::new(FfmpegConfig::default(), W, H).unwrap();
     for (name, frames) in &sequences {
         let mut enc = x264();
