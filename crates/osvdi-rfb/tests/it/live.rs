@@ -272,3 +272,74 @@ async fn vnc_authentication() -> Result<()> {
     }
     Ok(())
 }
+
+/// Applies every update to `fb` (resized to the client's size) until one covers the whole
+/// screen; Tight rectangles go through `tight`, in order (its zlib streams span updates).
+/// Returns how many Tight rectangles that last update had.
+async fn whole_screen(
+    conn: &mut Conn,
+    fb: &mut Vec<u8>,
+    mut tight: Option<&mut osvdi_rfb::TightDecoder>,
+) -> Result<usize> {
+    conn.client().request_full_update(false);
+    loop {
+        let Event::FramebufferUpdate { rects } = event(conn).await? else {
+            continue;
+        };
+        let (w, h) = conn.client().size();
+        let (w, h) = (usize::from(w), usize::from(h));
+        fb.resize(w * h * 4, 0);
+        let (mut area, mut n_tight) = (0, 0);
+        for r in &rects {
+            let px = match (&r.data, tight.as_deref_mut()) {
+                (RectData::Raw(px), _) => px.clone(),
+                (RectData::Tight(t), Some(dec)) => {
+                    n_tight += 1;
+                    dec.decode(t, r.w, r.h, 4)?
+                }
+                _ => continue,
+            };
+            let (x, y, rw) = (usize::from(r.x), usize::from(r.y), usize::from(r.w));
+            for (row, line) in px.chunks_exact(rw * 4).enumerate() {
+                let at = ((y + row) * w + x) * 4;
+                fb[at..at + rw * 4].copy_from_slice(line);
+            }
+            area += rw * usize::from(r.h);
+        }
+        if area == w * h {
+            return Ok(n_tight);
+        }
+    }
+}
+
+/// Tight as noVNC asks for it (JPEG quality 6, compression 2) and Raw, on the same SeaBIOS
+/// screen: once the screen is still, both clients see the same colours (QEMU codes text
+/// losslessly).
+#[tokio::test]
+async fn tight_decodes_to_the_raw_picture() -> Result<()> {
+    let Some(q) = qemu(None)? else { return Ok(()) };
+    let (mut raw, _) = connect(&q, Config::default()).await?;
+    let novnc = Config {
+        encodings: osvdi_rfb::Encoding::novnc(),
+        ..Config::default()
+    };
+    let (mut tight, _) = connect(&q, novnc).await?;
+    for conn in [&mut raw, &mut tight] {
+        assert!(matches!(event(conn).await?, Event::Connected { .. }));
+    }
+    let mut decoder = osvdi_rfb::TightDecoder::new();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..40 {
+        whole_screen(&mut raw, &mut a, None).await?;
+        let n_tight = whole_screen(&mut tight, &mut b, Some(&mut decoder)).await?;
+        let colours =
+            |v: &[u8]| -> Vec<u8> { v.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect() };
+        let lit = a.iter().any(|&x| x != 0);
+        if lit && raw.client().size() == tight.client().size() && colours(&a) == colours(&b) {
+            assert!(n_tight > 0, "QEMU did not answer with Tight");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bail!("the Tight client never saw the Raw client's picture")
+}
