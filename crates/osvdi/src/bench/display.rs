@@ -120,6 +120,13 @@ struct Quality {
 pub(crate) async fn run(args: &DisplayArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let site = BenchSite::start(1).await?;
+    // Whatever happens, the guest is stopped and the site removed.
+    let result = bench(&site, args, started).await;
+    let stopped = site.stop().await;
+    result.and(stopped)
+}
+
+async fn bench(site: &BenchSite, args: &DisplayArgs, started: Instant) -> anyhow::Result<()> {
     let template = register_workload(&site.core, &site.data).await?;
     let (id, boot) = site.launch(&template).await?;
     let dir = site.data.join("desktops").join(&id);
@@ -152,7 +159,7 @@ pub(crate) async fn run(args: &DisplayArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     }
-    site.stop().await
+    Ok(())
 }
 
 fn clock_ticks_per_second() -> f64 {
