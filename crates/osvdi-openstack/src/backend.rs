@@ -25,8 +25,10 @@ use crate::{OsError, console};
 
 type UploadLock = Arc<tokio::sync::Mutex<()>>;
 
-/// How long a read of Placement is reused.
-const HOSTS_TTL: Duration = Duration::from_secs(3);
+/// How long a read of Placement is reused (three calls per provider: a large cloud is not
+/// read every few seconds). Creating or deleting a desktop reads it again; osvdi's own
+/// desktops are counted from the database in between.
+const HOSTS_TTL: Duration = Duration::from_secs(15);
 
 /// Desktops as Nova servers. See the module documentation.
 #[derive(Debug)]
