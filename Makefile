@@ -2,7 +2,8 @@
 #   make run    install what is missing (as root), build, register the demo desktop, serve on
 #               http://127.0.0.1:8080 with data in ./data
 #   make test   the whole test suite (formatting, lints, unit, integration and end-to-end tests,
-#               on SQLite and on a throwaway PostgreSQL)
+#               on SQLite and on a throwaway PostgreSQL, and the OpenStack backend against a
+#               real OpenStack test bed on loopback)
 
 SHELL := /bin/bash
 # Builds are kept outside the checkout so that fresh clones (CI) reuse them.
@@ -25,8 +26,13 @@ lint:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo clippy -p osvdi-display --features ffmpeg --all-targets --locked -- -D warnings
 
+# The OpenStack tests run against the real OpenStack test bed (scripts/openstack-testbed/:
+# installed into $(HOME)/.cache/osvdi-osbed on first use, started for the run and stopped after
+# it), with 120-second Keystone tokens so that their renewal is seen.
 unit: deps
-	scripts/with-postgres.sh cargo test --workspace --locked
+	cargo test --workspace --locked --no-run
+	OSVDI_OSBED_TOKEN_EXPIRATION=120 scripts/openstack-testbed/with-osbed.sh \
+		scripts/with-postgres.sh cargo test --workspace --locked
 	cargo test -p osvdi-display --features ffmpeg --locked
 
 # The browser tests (tests/e2e): Debian's Chromium, driven by playwright-core from Node (20+),

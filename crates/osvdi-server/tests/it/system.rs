@@ -81,7 +81,10 @@ async fn admins_see_the_video_encoders_found_at_start() {
     assert_eq!(st, StatusCode::OK, "{display}");
     assert_eq!(display["encoder"], "openh264");
     let encoders = display["encoders"].as_array().unwrap();
-    let names: Vec<_> = encoders.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let names: Vec<_> = encoders
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["openh264", "libx264", "h264_nvenc", "h264_vaapi"]);
     assert_eq!(encoders[0]["usable"], true, "{display}");
     // Without the GPU (or the `ffmpeg` feature) the others say why.

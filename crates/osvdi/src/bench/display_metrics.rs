@@ -200,11 +200,13 @@ mod tests {
             ssim(&m100, &m110)
         );
         // Text-like detail replaced by its mean scores low.
-        let text = plane(
-            32,
-            32,
-            |x, y| if (x / 2 + y / 3).is_multiple_of(2) { 20 } else { 230 },
-        );
+        let text = plane(32, 32, |x, y| {
+            if (x / 2 + y / 3).is_multiple_of(2) {
+                20
+            } else {
+                230
+            }
+        });
         let blur = plane(32, 32, |_, _| 125);
         assert!(ssim(&text, &blur) < 0.05, "{}", ssim(&text, &blur));
         // Symmetric.
