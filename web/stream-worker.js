@@ -1,3 +1,4 @@
+// @ts-check
 // The stream viewer's decoder, in a Worker: WebCodecs' VideoDecoder (optimizeForLatency) for
 // the H.264 access units of /ws/stream, drawing each decoded picture on the OffscreenCanvas the
 // page transferred. The page (stream.js) owns the WebSocket and forwards what it receives.
@@ -7,6 +8,20 @@
 // Worker → page: {type:"configured", codec, hardware} | {type:"unsupported", codec, reason};
 // {type:"decoded", number, decodeMs}; {type:"keyframe"} (a keyframe is needed: sent once per
 // gap); {type:"error", message}.
+//
+// Types (JSDoc, checked by TypeScript: tests/e2e/tsconfig.stream-worker.json, `npm run typecheck`;
+// stream.js declares the same ones).
+/**
+ * @typedef {{type: "canvas", canvas: OffscreenCanvas}} CanvasMessage
+ * @typedef {{type: "init", codec: string, width: number, height: number}} DecoderInit
+ * @typedef {{type: "frame", number: number, keyframe: boolean, data: ArrayBuffer}} FrameMessage
+ * @typedef {CanvasMessage | DecoderInit | FrameMessage} ToWorker
+ * @typedef {{type: "configured", codec: string, hardware?: boolean}
+ *   | {type: "unsupported", codec: string, reason: string}
+ *   | {type: "decoded", number: number, decodeMs: number | null}
+ *   | {type: "keyframe"}
+ *   | {type: "error", message: string}} FromWorker
+ */
 
 /** @type {OffscreenCanvas | null} */
 let canvas = null;
@@ -14,14 +29,16 @@ let canvas = null;
 let ctx = null;
 /** @type {VideoDecoder | null} */
 let decoder = null;
-/** The last init message, to rebuild the decoder after an error. */
+/** The last init message, to rebuild the decoder after an error.
+ * @type {VideoDecoderConfig | null} */
 let config = null;
 /** Pictures are skipped until a keyframe arrives (start, errors). */
 let needKey = true;
 let askedForKey = false;
 /** When each picture went into the decoder, by its number (the chunk's timestamp). */
-const started = new Map();
+const started = /** @type {Map<number, number>} */ (new Map());
 
+/** @param {FromWorker} msg */
 function post(msg) {
   self.postMessage(msg);
 }
@@ -55,13 +72,16 @@ function newDecoder() {
   });
 }
 
+/** @param {DecoderInit} init */
 async function configure(init) {
+  /** @type {VideoDecoderConfig} */
   const wanted = { codec: init.codec, optimizeForLatency: true };
+  /** @type {VideoDecoderSupport & {reason?: string}} */
   let support;
   try {
     support = await VideoDecoder.isConfigSupported(wanted);
   } catch (e) {
-    support = { supported: false, reason: e.message };
+    support = { supported: false, reason: /** @type {Error} */ (e).message };
   }
   if (!support.supported) {
     post({ type: "unsupported", codec: init.codec, reason: support.reason || "VideoDecoder does not support it" });
@@ -73,7 +93,7 @@ async function configure(init) {
     canvas.height = init.height;
   }
   newDecoder();
-  decoder.configure(config);
+  /** @type {VideoDecoder} */ (decoder).configure(config);
   needKey = true;
   post({ type: "configured", codec: init.codec });
 }
@@ -81,11 +101,12 @@ async function configure(init) {
 /** Decoding runs in order; configuring is async, so messages wait for it. */
 let queue = Promise.resolve();
 
+/** @param {FrameMessage} msg */
 function onFrame(msg) {
   if (!config) return;
   if (!decoder || decoder.state === "closed") {
     newDecoder();
-    decoder.configure(config);
+    /** @type {VideoDecoder} */ (decoder).configure(config);
   }
   if (needKey && !msg.keyframe) {
     wantKeyframe();
@@ -95,15 +116,16 @@ function onFrame(msg) {
   askedForKey = false;
   started.set(msg.number, performance.now());
   try {
-    decoder.decode(new EncodedVideoChunk({ type: msg.keyframe ? "key" : "delta", timestamp: msg.number, data: msg.data }));
+    /** @type {VideoDecoder} */ (decoder).decode(new EncodedVideoChunk({ type: msg.keyframe ? "key" : "delta", timestamp: msg.number, data: msg.data }));
   } catch (e) {
-    post({ type: "error", message: e.message });
+    post({ type: "error", message: /** @type {Error} */ (e).message });
     decoder = null;
     wantKeyframe();
   }
 }
 
 self.onmessage = (e) => {
+  /** @type {ToWorker} */
   const msg = e.data;
   queue = queue.then(async () => {
     switch (msg.type) {

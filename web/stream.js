@@ -1,3 +1,4 @@
+// @ts-check
 // The desktop as H.264 video: the page of /stream#<session>. It asks the API for a one-time
 // stream token, opens /ws/stream (protocol: crates/osvdi-server/src/api/stream.rs), hands the
 // pictures to a Worker that decodes them with WebCodecs onto a transferred OffscreenCanvas
@@ -17,26 +18,71 @@ import { getKeycode, getKeysym } from "./vendor/novnc/core/input/util.js";
 import XtScancode from "./vendor/novnc/core/input/xtscancodes.js";
 import KeyTable from "./vendor/novnc/core/input/keysym.js";
 
+// Types (JSDoc, checked by TypeScript: tests/e2e/tsconfig.stream.json, `npm run typecheck`).
+//
+// Server → viewer, as text (the binary pictures are parsed in onPicture):
+/**
+ * @typedef {{type: "init", codec: string, width: number, height: number, clipboard: boolean, resize: boolean}} InitMessage
+ * @typedef {{type: "cursor", x_hot: number, y_hot: number, width: number, height: number, rgba: string}} CursorMessage
+ * @typedef {{type: "clipboard", text: string}} ClipboardMessage (both ways)
+ * @typedef {{type: "resize", status: number}} ResizeRefusedMessage
+ * @typedef {{type: "stats", frames: number, bytes: number, period_ms: number, encode_ms: number | null,
+ *   rtt_ms: number | null, rtt_max_ms: number | null, decode_ms: number | null, waits: number,
+ *   in_flight: number, total_frames: number}} StatsMessage
+ * @typedef {InitMessage | CursorMessage | ClipboardMessage | ResizeRefusedMessage | StatsMessage} ServerMessage
+ */
+// Viewer → server:
+/**
+ * @typedef {{type: "keyframe"}} KeyframeRequest
+ * @typedef {{type: "pointer", x: number, y: number, buttons: number}} PointerMessage
+ * @typedef {{type: "key", down: boolean, keysym: number, code?: number}} KeyMessage
+ * @typedef {{type: "ack", frame: number, decode_ms?: number}} AckMessage
+ * @typedef {{type: "resize", width: number, height: number}} ResizeRequest
+ * @typedef {KeyframeRequest | PointerMessage | KeyMessage | AckMessage | ClipboardMessage | ResizeRequest} ViewerMessage
+ */
+// Page ↔ worker (as documented at the top of stream-worker.js, which declares the same types):
+/**
+ * @typedef {{type: "canvas", canvas: OffscreenCanvas}} CanvasMessage
+ * @typedef {{type: "init", codec: string, width: number, height: number}} DecoderInit
+ * @typedef {{type: "frame", number: number, keyframe: boolean, data: ArrayBuffer}} FrameMessage
+ * @typedef {CanvasMessage | DecoderInit | FrameMessage} ToWorker
+ * @typedef {{type: "configured", codec: string, hardware?: boolean}
+ *   | {type: "unsupported", codec: string, reason: string}
+ *   | {type: "decoded", number: number, decodeMs: number | null}
+ *   | {type: "keyframe"}
+ *   | {type: "error", message: string}} FromWorker
+ */
+/**
+ * The counters kept on `window.osvdiStream` (see above).
+ * @typedef {{state: string, codec: string | null, width: number, height: number, framesReceived: number,
+ *   framesDecoded: number, keyframes: number, videoBytes: number, decodeErrors: number,
+ *   cursorShapes: number, latencyMs: number | null, resizeRefused: number | null,
+ *   rttMs: number | null, server: StatsMessage | null}} StreamCounters
+ */
+
 const id = decodeURIComponent(location.hash.slice(1));
-const $ = (sel) => document.getElementById(sel);
-const video = $("video");
+/** An element of stream.html (all of them are there). */
+const $ = (/** @type {string} */ sel) => /** @type {HTMLElement} */ (document.getElementById(sel));
+const video = /** @type {HTMLCanvasElement} */ ($("video"));
 const statusLine = $("status");
 const statsBox = $("stats");
 const clipPanel = $("clipboard");
-const clipText = $("clip-text");
+const clipText = /** @type {HTMLTextAreaElement} */ ($("clip-text"));
 const buttons = {
-  cad: $("cad"),
+  cad: /** @type {HTMLButtonElement} */ ($("cad")),
   fullscreen: $("fullscreen"),
   disconnect: $("disconnect"),
   reconnect: $("reconnect"),
   clipboard: $("clipboard-toggle"),
   stats: $("stats-toggle"),
 };
-const resizeBox = $("resize");
+const resizeBox = /** @type {HTMLInputElement} */ ($("resize"));
 const HEADER_LEN = 16;
-/** Capture times (ms since the epoch, from the picture header) of pictures not yet decoded. */
+/** Capture times (ms since the epoch, from the picture header) of pictures not yet decoded.
+ * @type {Map<number, number>} */
 const captured = new Map();
 
+/** @type {StreamCounters} */
 const counters = {
   state: "loading",
   codec: null,
@@ -53,15 +99,24 @@ const counters = {
   rttMs: null,
   server: null,
 };
-window.osvdiStream = counters;
+/** @type {Window & {osvdiStream?: StreamCounters}} */ (window).osvdiStream = counters;
 
+/** @type {WebSocket | null} */
 let ws = null;
+/** @type {Worker | null} */
 let worker = null;
 let wanted = true;
+/** The session, as the API gives it (the fields used here).
+ * @typedef {{state: string, template_id: string}} Session
+ * @type {Session | null} */
 let session = null;
 let allowClipboard = false;
 let allowResize = false;
 
+/**
+ * @param {string} state
+ * @param {string} text
+ */
 function setState(state, text) {
   counters.state = state;
   document.body.dataset.state = state;
@@ -72,6 +127,11 @@ function setState(state, text) {
   buttons.reconnect.hidden = connected || state === "connecting" || state === "loading";
 }
 
+/**
+ * @param {string} method
+ * @param {string} path
+ * @returns {Promise<any>}
+ */
 async function api(method, path) {
   const res = await fetch(`/api/v1${path}`, { method, credentials: "same-origin", headers: { accept: "application/json" } });
   const data = await res.json().catch(() => null);
@@ -83,7 +143,8 @@ async function api(method, path) {
   return data;
 }
 
-/** To the noVNC console, saying why. */
+/** To the noVNC console, saying why.
+ * @param {string} reason */
 function fallBack(reason) {
   wanted = false;
   if (ws) ws.close();
@@ -99,11 +160,12 @@ async function webCodecsMissing() {
     const s = await VideoDecoder.isConfigSupported({ codec: "avc1.42E01F", optimizeForLatency: true });
     if (!s.supported) return "this browser cannot decode H.264 with WebCodecs";
   } catch (e) {
-    return `this browser cannot decode H.264 with WebCodecs (${e.message})`;
+    return `this browser cannot decode H.264 with WebCodecs (${/** @type {Error} */ (e).message})`;
   }
   return null;
 }
 
+/** @param {ViewerMessage} msg */
 function send(msg) {
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
 }
@@ -113,8 +175,9 @@ function send(msg) {
 function startWorker() {
   worker = new Worker("/static/stream-worker.js", { type: "module" });
   const offscreen = video.transferControlToOffscreen();
-  worker.postMessage({ type: "canvas", canvas: offscreen }, [offscreen]);
+  worker.postMessage(/** @satisfies {CanvasMessage} */ ({ type: "canvas", canvas: offscreen }), [offscreen]);
   worker.onmessage = (e) => {
+    /** @type {FromWorker} */
     const m = e.data;
     switch (m.type) {
       case "decoded": {
@@ -156,7 +219,9 @@ function startWorker() {
 
 // ---- the socket ----
 
+/** @param {string} text */
 function onText(text) {
+  /** @type {ServerMessage} */
   let m;
   try {
     m = JSON.parse(text);
@@ -172,7 +237,7 @@ function onText(text) {
       buttons.clipboard.hidden = !allowClipboard;
       if (!allowClipboard) clipPanel.hidden = true;
       $("resize-label").hidden = !allowResize;
-      worker.postMessage({ type: "init", codec: m.codec, width: m.width, height: m.height });
+      /** @type {Worker} */ (worker).postMessage(/** @satisfies {DecoderInit} */ ({ type: "init", codec: m.codec, width: m.width, height: m.height }));
       break;
     case "cursor":
       counters.cursorShapes += 1;
@@ -200,6 +265,7 @@ function onText(text) {
   }
 }
 
+/** @param {ArrayBuffer} buf */
 function onPicture(buf) {
   counters.videoBytes += buf.byteLength;
   local.bytes += buf.byteLength;
@@ -210,11 +276,11 @@ function onPicture(buf) {
   const number = head.getUint32(2);
   // The first change in this picture reached the server at this time (its clock).
   captured.set(number, Number(head.getBigUint64(6)));
-  if (captured.size > 64) captured.delete(captured.keys().next().value);
+  if (captured.size > 64) captured.delete(/** @type {number} */ (captured.keys().next().value));
   counters.framesReceived += 1;
   if (keyframe) counters.keyframes += 1;
   const data = buf.slice(HEADER_LEN);
-  worker.postMessage({ type: "frame", number, keyframe, data }, [data]);
+  /** @type {Worker} */ (worker).postMessage(/** @satisfies {FrameMessage} */ ({ type: "frame", number, keyframe, data }), [data]);
 }
 
 async function connect() {
@@ -222,10 +288,10 @@ async function connect() {
   setState("connecting", "Connecting…");
   let template = null;
   try {
-    session = await api("GET", `/sessions/${encodeURIComponent(id)}`);
+    session = /** @type {Session} */ (await api("GET", `/sessions/${encodeURIComponent(id)}`));
     template = await api("GET", `/templates/${encodeURIComponent(session.template_id)}`).catch(() => null);
   } catch (e) {
-    setState("failed", e.message);
+    setState("failed", /** @type {Error} */ (e).message);
     return;
   }
   const name = template ? template.name : "Desktop";
@@ -239,7 +305,7 @@ async function connect() {
   try {
     grant = await api("POST", `/sessions/${encodeURIComponent(id)}/console?purpose=stream`);
   } catch (e) {
-    setState("failed", e.message);
+    setState("failed", /** @type {Error} */ (e).message);
     return;
   }
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -259,6 +325,7 @@ async function connect() {
 
 const cursorCanvas = document.createElement("canvas");
 
+/** @param {CursorMessage} m */
 function setCursor(m) {
   if (!m.width || !m.height) {
     video.style.cursor = "none";
@@ -268,23 +335,32 @@ function setCursor(m) {
   if (bytes.length !== m.width * m.height * 4) return;
   cursorCanvas.width = m.width;
   cursorCanvas.height = m.height;
-  cursorCanvas.getContext("2d").putImageData(new ImageData(bytes, m.width, m.height), 0, 0);
+  /** @type {CanvasRenderingContext2D} */ (cursorCanvas.getContext("2d")).putImageData(new ImageData(bytes, m.width, m.height), 0, 0);
   video.style.cursor = `url(${cursorCanvas.toDataURL()}) ${m.x_hot} ${m.y_hot}, default`;
 }
 
 // ---- keyboard ----
 
-/** QEMU's key number for a KeyboardEvent.code: XT scancode set 1, E0-prefixed as 0x80 | code. */
+/** QEMU's key number for a KeyboardEvent.code: XT scancode set 1, E0-prefixed as 0x80 | code.
+ * @param {string} code
+ * @returns {number | undefined} */
 function qnum(code) {
-  const xt = XtScancode[code];
+  const xt = /** @type {Record<string, number | undefined>} */ (XtScancode)[code];
   if (!xt) return undefined;
   return xt >> 8 === 0xe0 && (xt & 0xff) < 0x7f ? (xt & 0xff) | 0x80 : xt;
 }
 
-/** Keys down now: code → keysym sent with the press (the release repeats it). */
+/** Keys down now: code → keysym sent with the press (the release repeats it).
+ * @type {Map<string, number>} */
 const down = new Map();
 
+/**
+ * @param {boolean} isDown
+ * @param {number} keysym
+ * @param {string} code
+ */
 function key(isDown, keysym, code) {
+  /** @type {KeyMessage} */
   const msg = { type: "key", down: isDown, keysym };
   const q = qnum(code);
   if (q !== undefined) msg.code = q;
@@ -296,12 +372,14 @@ function releaseKeys() {
   down.clear();
 }
 
-const isStatsKey = (e) => e.ctrlKey && e.altKey && e.shiftKey && e.code === "KeyS";
+const isStatsKey = (/** @type {KeyboardEvent} */ e) => e.ctrlKey && e.altKey && e.shiftKey && e.code === "KeyS";
 
 /** The keysym of a key event. For letters its case follows Shift and Caps Lock: QEMU (which
  * syncs the guest's Caps Lock from the keysym's case when the client does not track LED
  * state) then sees what a real keyboard would send, also for synthetic events whose `key`
- * ignores Shift. */
+ * ignores Shift.
+ * @param {KeyboardEvent} e
+ * @returns {number | null} */
 function keysymOf(e) {
   const sym = getKeysym(e);
   const letter = /^Key[A-Z]$/.test(e.code) && sym !== null && ((sym >= 0x41 && sym <= 0x5a) || (sym >= 0x61 && sym <= 0x7a));
@@ -338,7 +416,8 @@ video.addEventListener("blur", releaseKeys);
 let buttonMask = 0;
 let lastPos = { x: 0, y: 0 };
 
-/** Framebuffer coordinates of a pointer event (the canvas keeps the desktop's aspect). */
+/** Framebuffer coordinates of a pointer event (the canvas keeps the desktop's aspect).
+ * @param {MouseEvent} e */
 function position(e) {
   const r = video.getBoundingClientRect();
   const w = counters.width || video.width;
@@ -349,8 +428,9 @@ function position(e) {
 }
 
 /** DOM buttons (1 left, 2 right, 4 middle) → RFB (1 left, 2 middle, 4 right). */
-const rfbButtons = (b) => (b & 1) | ((b & 4) >> 1) | ((b & 2) << 1);
+const rfbButtons = (/** @type {number} */ b) => (b & 1) | ((b & 4) >> 1) | ((b & 2) << 1);
 
+/** @param {PointerEvent} e */
 function pointer(e) {
   lastPos = position(e);
   buttonMask = rfbButtons(e.buttons);
@@ -385,6 +465,7 @@ video.addEventListener(
 // ---- toolbar ----
 
 buttons.cad.addEventListener("click", () => {
+  /** @type {[number, string][]} */
   const seq = [
     [KeyTable.XK_Control_L, "ControlLeft"],
     [KeyTable.XK_Alt_L, "AltLeft"],
@@ -416,6 +497,7 @@ $("clip-send").addEventListener("click", () => {
 });
 
 // Resize requests follow the window, when asked for and the desktop takes them.
+/** @type {number | null} */
 let resizeTimer = null;
 function requestResize() {
   if (!allowResize || !resizeBox.checked) return;
@@ -423,7 +505,7 @@ function requestResize() {
   send({ type: "resize", width: Math.floor(area.width), height: Math.floor(area.height) });
 }
 window.addEventListener("resize", () => {
-  clearTimeout(resizeTimer);
+  clearTimeout(resizeTimer ?? undefined);
   resizeTimer = setTimeout(requestResize, 300);
 });
 resizeBox.addEventListener("change", requestResize);
@@ -438,12 +520,12 @@ function toggleStats() {
 }
 buttons.stats.addEventListener("click", toggleStats);
 
-const fmt = (v, unit, digits = 1) => (v === null || v === undefined ? "–" : `${Number(v).toFixed(digits)} ${unit}`);
+const fmt = (/** @type {number | null | undefined} */ v, /** @type {string} */ unit, digits = 1) => (v === null || v === undefined ? "–" : `${Number(v).toFixed(digits)} ${unit}`);
 
 setInterval(() => {
   const now = performance.now();
   const secs = (now - local.at) / 1000;
-  const s = counters.server || {};
+  const s = /** @type {Partial<StatsMessage>} */ (counters.server || {});
   const lines = [
     `fps          ${(local.decoded / secs).toFixed(1)}`,
     `bitrate      ${((local.bytes * 8) / secs / 1000).toFixed(1)} kbit/s`,
@@ -465,7 +547,7 @@ window.addEventListener("pagehide", () => {
   if (ws) ws.close();
 });
 
-$("classic").href = `/console#${encodeURIComponent(id)}`;
+/** @type {HTMLAnchorElement} */ ($("classic")).href = `/console#${encodeURIComponent(id)}`;
 
 async function start() {
   if (!id) {
