@@ -21,10 +21,12 @@ run: build
 	$(CARGO_TARGET_DIR)/release/osvdi template demo --data-dir ./data
 	$(CARGO_TARGET_DIR)/release/osvdi serve --data-dir ./data --listen 127.0.0.1:8080
 
-lint:
+lint: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo clippy -p osvdi-display --features ffmpeg --all-targets --locked -- -D warnings
+	# The stream viewer (plain ES modules, no build step) type-checked by TypeScript.
+	cd tests/e2e && npm ci --no-audit --no-fund && npm run typecheck
 
 # The OpenStack tests run against the real OpenStack test bed (scripts/openstack-testbed/:
 # installed into $(HOME)/.cache/osvdi-osbed on first use, started for the run and stopped after
