@@ -30,11 +30,12 @@ lint: deps
 
 # The OpenStack tests run against the real OpenStack test bed (scripts/openstack-testbed/:
 # installed into $(HOME)/.cache/osvdi-osbed on first use, started for the run and stopped after
-# it), with 120-second Keystone tokens so that their renewal is seen.
+# it, emptied of an earlier run's servers first), with 120-second Keystone tokens so that their
+# renewal is seen.
 unit: deps
 	cargo test --workspace --locked --no-run
-	OSVDI_OSBED_TOKEN_EXPIRATION=120 scripts/openstack-testbed/with-osbed.sh \
-		scripts/with-postgres.sh cargo test --workspace --locked
+	OSVDI_OSBED_TOKEN_EXPIRATION=120 scripts/openstack-testbed/with-osbed.sh bash -c \
+		'scripts/openstack-testbed/osbed.sh reset && scripts/with-postgres.sh cargo test --workspace --locked'
 	cargo test -p osvdi-display --features ffmpeg --locked
 
 # The browser tests (tests/e2e): Debian's Chromium, driven by playwright-core from Node (20+),

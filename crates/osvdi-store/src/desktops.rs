@@ -152,7 +152,9 @@ impl Store {
         Ok(())
     }
 
-    /// Hands a warm desktop of `template` to `owner`: a ready one first, then a booting one;
+    /// Hands a warm desktop of `template` to `owner`: a ready one first, then one still
+    /// booting or being provisioned (it comes up as the person's: a course member arriving as
+    /// the slot starts must not be refused for the desktops started for them);
     /// for `reservation`, one started for that slot, otherwise one of the on-demand pool.
     /// Returns it (no longer warm), or `None` when there is none.
     pub async fn claim_warm(
@@ -164,8 +166,11 @@ impl Store {
         now: UnixMillis,
     ) -> Result<Option<Desktop>> {
         let rows = sqlx::query(
-            "SELECT id FROM desktops WHERE warm = 1 AND template_id = $1 AND state IN ('ready', 'booting') \
-             AND COALESCE(reservation, '') = $2 ORDER BY CASE state WHEN 'ready' THEN 0 ELSE 1 END, created_at",
+            "SELECT id FROM desktops WHERE warm = 1 AND template_id = $1 \
+             AND state IN ('ready', 'booting', 'provisioning', 'requested') \
+             AND COALESCE(reservation, '') = $2 \
+             ORDER BY CASE state WHEN 'ready' THEN 0 WHEN 'booting' THEN 1 WHEN 'provisioning' THEN 2 ELSE 3 END, \
+             created_at",
         )
         .bind(template.to_string())
         .bind(reservation.unwrap_or(""))
