@@ -245,8 +245,19 @@ async fn vgpu_desktop_lifecycle() {
         backend.status(id).await,
         Err(ComputeError::NotFound(_))
     ));
-    let left = placement::allocations(&admin, &server.id).await.unwrap();
-    assert!(left.is_empty(), "delete frees the allocation: {left:?}");
+    // Nova answers 404 for the server a moment before nova-compute removes its allocation.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = placement::allocations(&admin, &server.id).await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "delete frees the allocation: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // The version's image goes once no server uses it.
     backend.delete_image(template, 1).await.unwrap();
