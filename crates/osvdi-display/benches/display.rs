@@ -158,7 +158,11 @@ fn psnr_y(decoded: &impl YUVSource, source: &I420Frame) -> f64 {
 
 /// Bytes per P picture and mean luma PSNR of a sequence, after its IDR.
 fn report(name: &str, usage: OpenH264Usage, frames: &[I420Frame]) {
-    let mut enc = encoder(usage);
+    report_with(&format!("{name}/{usage:?}"), &mut encoder(usage), frames);
+}
+
+/// Bytes per P picture and mean luma PSNR of `frames` through `enc`, after its IDR.
+fn report_with(label: &str, enc: &mut dyn VideoEncoder, frames: &[I420Frame]) {
     let mut dec = Decoder::new().unwrap();
     let idr = enc.encode(&frames[0], false).unwrap();
     dec.decode(&idr.data).unwrap();
@@ -170,7 +174,7 @@ fn report(name: &str, usage: OpenH264Usage, frames: &[I420Frame]) {
     }
     let n = (frames.len() - 1) as f64;
     println!(
-        "quality {name}/{usage:?}: IDR {} B, P {:.0} B/picture, Y PSNR {:.1} dB",
+        "quality {label}: IDR {} B, P {:.0} B/picture, Y PSNR {:.1} dB",
         idr.data.len(),
         bytes as f64 / n,
         psnr / n
@@ -249,7 +253,7 @@ fn bench_encode(c: &mut Criterion) {
 /// ffmpeg's libx264 (`--features ffmpeg`) on the same sequences, for comparison.
 #[cfg(feature = "ffmpeg")]
 fn bench_x264(c: &mut Criterion) {
-    use osvdi_display::{FfmpegConfig, FfmpegEncoder, VideoEncoder};
+    use osvdi_display::{FfmpegConfig, FfmpegEncoder};
     let sequences = [
         ("typing", typing(60)),
         ("scrolling", scrolling(60)),
@@ -257,23 +261,7 @@ fn bench_x264(c: &mut Criterion) {
     ];
     let x264 = || FfmpegEncoder::new(FfmpegConfig::default(), W, H).unwrap();
     for (name, frames) in &sequences {
-        let mut enc = x264();
-        let mut dec = Decoder::new().unwrap();
-        let idr = enc.encode(&frames[0], false).unwrap();
-        dec.decode(&idr.data).unwrap();
-        let (mut bytes, mut psnr) = (0, 0.0);
-        for f in &frames[1..] {
-            let out = enc.encode(f, false).unwrap();
-            bytes += out.data.len();
-            psnr += psnr_y(&dec.decode(&out.data).unwrap().unwrap(), f);
-        }
-        let n = (frames.len() - 1) as f64;
-        println!(
-            "quality {name}/x264: IDR {} B, P {:.0} B/picture, Y PSNR {:.1} dB",
-            idr.data.len(),
-            bytes as f64 / n,
-            psnr / n
-        );
+        report_with(&format!("{name}/x264"), &mut x264(), frames);
     }
     let mut group = c.benchmark_group("x264-1080p");
     group.sample_size(20);
