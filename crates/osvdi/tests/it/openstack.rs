@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::{SinkExt, StreamExt};
 use osvdi_openstack::{OpenStackConfig, Session, glance, nova, placement};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use tempfile::TempDir;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -56,66 +56,7 @@ active_timeout_secs = 60
     path
 }
 
-struct Api<'a> {
-    http: reqwest::Client,
-    server: &'a Server,
-}
-
 impl Api<'_> {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, self.server.url(path))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let st = res.status();
-        let text = res.text().await.unwrap();
-        (
-            st,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body))
-            .await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Value {
-        self.call(reqwest::Method::GET, path, token, None).await.1
-    }
-
-    /// Waits until session `id` is in `state` (panics on another final state or after `secs`).
-    async fn wait_state(&self, token: &str, id: &str, state: &str, secs: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let s = self.get(&format!("/api/v1/sessions/{id}"), token).await;
-            if s["state"] == state {
-                return s;
-            }
-            let terminal = s["state"] == "failed" || s["state"] == "ended";
-            assert!(
-                !terminal,
-                "session reached {} instead of {state}: {s}",
-                s["state"]
-            );
-            assert!(
-                Instant::now() < deadline,
-                "session not {state} after {secs} s: {s}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
     /// A vGPU template with an image, shared with everyone; returns its id.
     async fn vgpu_template(
         &self,

@@ -146,43 +146,11 @@ async fn no_console_token_in_the_logs() {
     let server = Server::start(&site, &log, &[("RUST_LOG", "trace")]);
     let http = reqwest::Client::new();
     let login = token(&http, &server, "admin", password).await;
-    let templates: serde_json::Value = http
-        .get(server.url("/api/v1/templates"))
-        .bearer_auth(&login)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let session: serde_json::Value = http
-        .post(server.url("/api/v1/sessions"))
-        .bearer_auth(&login)
-        .json(&json!({"template_id": templates[0]["id"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = session["id"].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let s: serde_json::Value = http
-            .get(server.url(&format!("/api/v1/sessions/{id}")))
-            .bearer_auth(&login)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if s["state"] == "ready" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not ready: {s}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let api = Api {
+        http: http.clone(),
+        server: &server,
+    };
+    let id = api.launch_first_ready(&login, 120).await;
     let grant: serde_json::Value = http
         .post(server.url(&format!("/api/v1/sessions/{id}/console")))
         .bearer_auth(&login)

@@ -2,9 +2,8 @@
 //! `.vv` file's ticket opens the desktop through `osvdi serve`'s CONNECT proxy, and the ticket
 //! never reaches the logs, even at trace level.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -56,43 +55,11 @@ async fn the_demo_desktop_opens_through_the_proxy_and_the_ticket_stays_out_of_th
     );
     let http = reqwest::Client::new();
     let token = token(&http, &server, "admin", &password).await;
-    let templates: Value = http
-        .get(server.url("/api/v1/templates"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let launched: Value = http
-        .post(server.url("/api/v1/sessions"))
-        .bearer_auth(&token)
-        .json(&json!({"template_id": templates[0]["id"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = launched["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let s: Value = http
-            .get(server.url(&format!("/api/v1/sessions/{id}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if s["state"] == "ready" {
-            break;
-        }
-        assert!(s["state"] != "failed" && Instant::now() < deadline, "{s}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let api = Api {
+        http: http.clone(),
+        server: &server,
+    };
+    let id = api.launch_first_ready(&token, 120).await;
 
     let res = http
         .get(server.url(&format!("/api/v1/sessions/{id}/spice.vv")))

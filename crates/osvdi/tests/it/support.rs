@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 pub fn osvdi() -> Command {
@@ -140,7 +141,7 @@ pub async fn login(
 
 pub async fn token(http: &reqwest::Client, s: &Server, user: &str, password: &str) -> String {
     let res = login(http, s, user, password).await;
-    assert_eq!(res.status(), reqwest::StatusCode::OK, "login {user}");
+    assert_eq!(res.status(), StatusCode::OK, "login {user}");
     let body: Value = res.json().await.unwrap();
     body["token"].as_str().unwrap().to_owned()
 }
@@ -155,4 +156,83 @@ pub fn qcow2(dir: &Path, name: &str, size: &str) -> PathBuf {
         .unwrap();
     assert!(st.success());
     path
+}
+
+/// The REST API of a running server, as one client.
+pub struct Api<'a> {
+    pub http: reqwest::Client,
+    pub server: &'a Server,
+}
+
+impl Api<'_> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, self.server.url(path))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let st = res.status();
+        let text = res.text().await.unwrap();
+        (
+            st,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Value {
+        self.call(reqwest::Method::GET, path, token, None).await.1
+    }
+
+    /// Waits until session `id` is in `state` (panics on another final state or after `secs`).
+    pub async fn wait_state(&self, token: &str, id: &str, state: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.get(&format!("/api/v1/sessions/{id}"), token).await;
+            if s["state"] == state {
+                return s;
+            }
+            let terminal = s["state"] == "failed" || s["state"] == "ended";
+            assert!(
+                !terminal,
+                "session reached {} instead of {state}: {s}",
+                s["state"]
+            );
+            assert!(
+                Instant::now() < deadline,
+                "session not {state} after {secs} s: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Launches the catalogue's first template (the demo desktop) and waits until the
+    /// desktop is ready; returns its session id.
+    pub async fn launch_first_ready(&self, token: &str, secs: u64) -> String {
+        let templates = self.get("/api/v1/templates", token).await;
+        let (st, d) = self
+            .post(
+                "/api/v1/sessions",
+                token,
+                json!({"template_id": templates[0]["id"]}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{d}");
+        let id = d["id"].as_str().unwrap().to_owned();
+        self.wait_state(token, &id, "ready", secs).await;
+        id
+    }
 }
