@@ -17,6 +17,7 @@
 import { getKeycode, getKeysym } from "./vendor/novnc/core/input/util.js";
 import XtScancode from "./vendor/novnc/core/input/xtscancodes.js";
 import KeyTable from "./vendor/novnc/core/input/keysym.js";
+import { apiOrLogin as api } from "./js/api.js";
 
 // Types (JSDoc, checked by TypeScript: tests/e2e/tsconfig.stream.json, `npm run typecheck`).
 //
@@ -125,22 +126,6 @@ function setState(state, text) {
   buttons.cad.disabled = !connected;
   buttons.disconnect.hidden = !connected && state !== "connecting";
   buttons.reconnect.hidden = connected || state === "connecting" || state === "loading";
-}
-
-/**
- * @param {string} method
- * @param {string} path
- * @returns {Promise<any>}
- */
-async function api(method, path) {
-  const res = await fetch(`/api/v1${path}`, { method, credentials: "same-origin", headers: { accept: "application/json" } });
-  const data = await res.json().catch(() => null);
-  if (res.status === 401) {
-    location.href = "/";
-    throw new Error("Not logged in");
-  }
-  if (!res.ok) throw new Error(data && data.error ? data.error.message : `${res.status} ${res.statusText}`);
-  return data;
 }
 
 /** To the noVNC console, saying why.

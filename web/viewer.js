@@ -2,6 +2,7 @@
 // fresh one-time token for each connection, so reconnecting (or another browser) just works.
 
 import RFB from "./vendor/novnc/core/rfb.js";
+import { apiOrLogin as api } from "./js/api.js";
 
 const id = decodeURIComponent(location.hash.slice(1));
 const $ = (sel) => document.getElementById(sel);
@@ -31,17 +32,6 @@ function setState(state, text) {
   buttons.cad.disabled = !connected;
   buttons.disconnect.hidden = !connected && state !== "connecting";
   buttons.reconnect.hidden = connected || state === "connecting" || state === "loading";
-}
-
-async function api(method, path) {
-  const res = await fetch(`/api/v1${path}`, { method, credentials: "same-origin", headers: { accept: "application/json" } });
-  const data = await res.json().catch(() => null);
-  if (res.status === 401) {
-    location.href = "/";
-    throw new Error("Not logged in");
-  }
-  if (!res.ok) throw new Error(data && data.error ? data.error.message : `${res.status} ${res.statusText}`);
-  return data;
 }
 
 /** Whether the clipboard may be shared with this desktop. A template policy may turn it off

@@ -36,6 +36,17 @@ export async function api(method, path, body) {
   return data;
 }
 
+/** As `api`, for the pages outside the portal (the consoles): a login that has expired sends
+ * the browser back to the portal to log in again. */
+export async function apiOrLogin(method, path, body) {
+  try {
+    return await api(method, path, body);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) location.href = "/";
+    throw e;
+  }
+}
+
 export const get = (path) => api("GET", path);
 export const post = (path, body) => api("POST", path, body);
 export const put = (path, body) => api("PUT", path, body);
